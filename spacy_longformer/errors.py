@@ -1,0 +1,184 @@
+"""Error messages, spaCy style: each names what was found, what was expected and the fix.
+
+Messages are format strings under a code (``Errors.LF001``); the code appears in the text so a user
+can search for it. This module imports nothing of ours, so every floor can use it.
+
+Code ranges: LF001-LF049 model inputs and config, LF050-LF079 checkpoints, LF080-LF099
+tokenization, LF100+ command line and workflows.
+"""
+
+
+class _ErrorsWithCodes(type):
+    def __getattribute__(cls, code: str) -> str:
+        msg = super().__getattribute__(code)
+        if code.startswith("__"):
+            return msg
+        return f"[{code}] {msg}"
+
+
+class Errors(metaclass=_ErrorsWithCodes):
+    # Config (LF001-LF019)
+    LF001 = (
+        "Invalid Longformer config: `attention_window` must be an int or a list with one int per "
+        'layer, got {value!r}. Set it in config.json, e.g. `"attention_window": 512`.'
+    )
+    LF002 = (
+        "Invalid Longformer config: `attention_window` has {n_windows} entries but the model has "
+        "{n_layers} layers (`num_hidden_layers`). Give one window per layer, or a single int."
+    )
+    LF003 = (
+        "Invalid Longformer config: the attention window of layer {layer} is {window}; windows must "
+        "be even and >= 2 (the window spans `window / 2` tokens on each side). Use e.g. {suggestion}."
+    )
+    LF004 = (
+        "Invalid Longformer config: `hidden_size` ({hidden_size}) is not divisible by "
+        "`num_attention_heads` ({num_heads}). Choose a head count that divides the hidden size."
+    )
+    LF005 = "Invalid Longformer config: `{key}` must be {expected}, got {value!r}. Fix it in config.json."
+    LF006 = "Invalid Longformer config: `hidden_act` {value!r} is not supported. Use one of: {options}."
+    LF007 = (
+        "Invalid Longformer config: `{key}` is {value}, but must be below `vocab_size` "
+        "({vocab_size}). Fix the special token ids in config.json."
+    )
+    LF008 = (
+        "Invalid Longformer config: `max_position_embeddings` ({max_positions}) leaves no room for "
+        "tokens: RoBERTa-style positions start after `pad_token_id` ({pad}), so it must be at least "
+        "{minimum}."
+    )
+    LF009 = (
+        "Invalid Longformer config: `id2label` has {n_labels} labels but `num_labels` is "
+        "{num_labels}. Give one label per class, or drop `num_labels`."
+    )
+    LF010 = "Can't read Longformer config {path}: {error}. Check that it is a valid JSON object."
+    LF011 = (
+        "Not a Longformer config: {path} has `model_type` {model_type!r}. Convert a RoBERTa "
+        "checkpoint with `python -m spacy_longformer convert-roberta`, or point to a Longformer "
+        "checkpoint folder."
+    )
+    # Checkpoints (LF050-LF079)
+    LF050 = (
+        "Can't load a Longformer checkpoint from {path}: {problem}. Point to a folder that holds "
+        "config.json and model.safetensors (as written by `save_pretrained`)."
+    )
+    LF051 = (
+        "Found no weights in {path}: looked for {looked_for}. Save the model with "
+        "`save_pretrained`, or copy the checkpoint's weight files into the folder."
+    )
+    LF052 = (
+        "{path} holds only pickle weights ({file}); pickle files can run code when loaded, so they "
+        "are not read by default. If you trust the file, pass `allow_pickle=True` (it is then read "
+        "with `torch.load(weights_only=True)`), or convert it once with "
+        "`LongformerModel.from_pretrained(path, allow_pickle=True).save_pretrained(new_path)`."
+    )
+    LF053 = (
+        "Can't read weights file {file}: {error}. The file is truncated or corrupt (an interrupted "
+        "download or copy?): fetch or save the checkpoint again."
+    )
+    LF054 = (
+        "The shard index {index} lists {shard}, which is not in the folder. Copy every "
+        "model-*-of-*.safetensors file of the checkpoint, or save it again."
+    )
+    LF055 = (
+        "Checkpoint {path} does not fit its config: {details}. The weights were saved for another "
+        "configuration; use the config.json that came with these weights (check `vocab_size`, "
+        "`hidden_size`, `intermediate_size`, `max_position_embeddings`, `type_vocab_size` and the "
+        "number of labels)."
+    )
+    LF056 = (
+        "Checkpoint {path} lacks encoder weights the model needs: {keys}{more}. It is incomplete or "
+        "not a Longformer checkpoint; save it again with all its shard files."
+    )
+    LF057 = (
+        "Checkpoint {path} has weights we don't know: {keys}{more}. It is not a Longformer "
+        "checkpoint of a supported kind (base model, MaskedLM, SequenceClassification, "
+        "TokenClassification, QuestionAnswering, MultipleChoice)."
+    )
+    LF058 = "Can't parse the shard index {index}: {error}. Save the checkpoint again."
+    LF059 = (
+        "`max_shard_size` must be a positive number of bytes or a string like \"200MB\", got {value!r}."
+    )
+    # Model inputs (LF020-LF049)
+    LF020 = (
+        "Input of {length} tokens is longer than the position table allows: "
+        "`max_position_embeddings` is {max_positions} and positions start after `pad_token_id` "
+        "({pad}), so at most {limit} tokens fit. Split the document into windows of at most "
+        "{limit} tokens (the spaCy pipe does this for you)."
+    )
+    LF021 = (
+        "Token id {token_id} at position {position} is outside the vocabulary of {vocab_size} "
+        "ids. Use the tokenizer that belongs to this checkpoint."
+    )
+    LF022 = "Give either `input_ids` or `inputs_embeds`, not both."
+    LF023 = "Give `input_ids` or `inputs_embeds`: the model received neither."
+    LF024 = (
+        "`{name}` has shape {shape}, expected {expected}. All inputs must be (batch, sequence) "
+        "like `input_ids`."
+    )
+    LF025 = (
+        "`inputs_embeds` has shape {shape}, expected (batch, sequence, {hidden_size}) for this "
+        "model's `hidden_size`."
+    )
+    LF026 = (
+        "`head_mask` has shape {shape}, expected ({n_layers}, {n_heads}) (layers, heads) or "
+        "({n_heads},) for all layers."
+    )
+    LF027 = (
+        "Position id {position_id} is outside the position table of {max_positions} entries. "
+        "Let the model compute positions (omit `position_ids`) or shorten the input."
+    )
+    LF028 = (
+        "Can't compute the default global attention of {head}: row {row} of `input_ids` has no "
+        "`</s>` (sep_token_id {sep}). Encode the input as a (question, context) pair or pass "
+        "`global_attention_mask` yourself."
+    )
+    LF029 = (
+        "{head} needs `input_ids` to place its default global attention; with `inputs_embeds` "
+        "pass `global_attention_mask` yourself."
+    )
+    LF030 = "Unknown attention implementation {value!r}. Use one of: {options}."
+    LF031 = "`labels` has shape {shape}, expected {expected} for {head}."
+    LF032 = "Multiple-choice inputs must be (batch, choices, sequence); `{name}` has shape {shape}."
+    LF033 = (
+        "Token type id {value} is outside the table of {type_vocab_size} types "
+        "(`type_vocab_size`). Longformer checkpoints use 0 everywhere: omit `token_type_ids`."
+    )
+    # Tokenization (LF080-LF099)
+    LF080 = (
+        "Can't load a Longformer tokenizer from {path}: no such folder. Point to a checkpoint folder "
+        "holding `tokenizer.json` (or `vocab.json` and `merges.txt`), e.g. one written by "
+        "`LongformerTokenizer.save_pretrained`."
+    )
+    LF081 = (
+        "Can't find a tokenizer in {path}: looked for {looked_for}, found {found}. Copy the "
+        "checkpoint's `tokenizer.json` (or both `vocab.json` and `merges.txt`) into the folder, or "
+        "write them with `LongformerTokenizer.save_pretrained`."
+    )
+    LF082 = (
+        "Can't read the tokenizer file {path}: {error}. Replace it with an intact copy from the "
+        "checkpoint, or delete it to load `vocab.json` and `merges.txt` instead."
+    )
+    LF083 = (
+        "Can't read the tokenizer file {path}: {error}. Replace it with an intact copy from the "
+        "checkpoint, or write the tokenizer again with `LongformerTokenizer.save_pretrained`."
+    )
+    LF084 = (
+        "Invalid token {value!r} for `{key}` in {source}: expected a string or an object with a "
+        "string \"content\", e.g. {{\"content\": \"<mask>\", \"lstrip\": true}}. Fix the entry, or "
+        "write the tokenizer again with `LongformerTokenizer.save_pretrained`."
+    )
+    LF085 = (
+        "Can't train a byte-level BPE with `vocab_size` {vocab_size}: the 256-byte alphabet and the "
+        "{n_special} special tokens alone need {minimum} ids. Use `vocab_size` >= {minimum}."
+    )
+    LF086 = (
+        "Can't restore a LongformerTokenizer from bytes: {error}. Pass the bytes that "
+        "`LongformerTokenizer.to_bytes()` returned, unchanged."
+    )
+    LF087 = (
+        "Token id {token_id} at position {position} is outside the tokenizer's vocabulary of "
+        "{vocab_size} ids. Decode ids made by this tokenizer (or by the model that belongs to it)."
+    )
+    LF088 = (
+        "The tokenizer takes text as `str`, got {type_name} ({value!r:.60}). Pass the document's "
+        "text, e.g. `doc.text`."
+    )

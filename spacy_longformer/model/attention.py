@@ -1,0 +1,247 @@
+"""Longformer self-attention: all the attention math of the package lives in this file.
+
+Every token attends to a sliding window of ``window / 2`` neighbours on each side plus all global
+tokens; global tokens attend to every token, through their own ``*_global`` projections. Masks are
+two booleans per token (``is_pad``, ``is_global``), never transformers' 0/1/2 folded into +-10000.
+
+The rules that make our numbers equal transformers':
+- a global token is removed from every sliding window and appears once, in front, as a global key
+  (scored with the *local* key/value projections);
+- padding keys are excluded everywhere; padding queries get all-zero probabilities;
+- scores are masked and soft-maxed in float32, then cast back to the compute dtype;
+- a global token's output row is recomputed with ``query_global/key_global/value_global`` over
+  all non-padding tokens, and its local-path probabilities are reported as zeros.
+
+``reference_local_attention`` is the plain implementation: it walks the sequence in query blocks,
+scores each block densely against the keys its windows can reach, and masks the band. It returns
+probabilities in transformers' layout when asked and is the oracle for faster paths.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from .config import LongformerConfig
+
+# Masked scores get the most negative finite float, not -inf: a row with every key masked (a
+# padding query) then soft-maxes to a uniform row instead of NaN, and its gradient stays finite.
+_MASKED = torch.finfo(torch.float32).min
+
+
+@dataclass
+class GlobalTokens:
+    """Where each batch item's global tokens are, computed once per forward pass.
+
+    ``index``: (batch, x) positions of the global tokens in order, 0 in empty slots;
+    ``valid``: (batch, x) which slots hold a global token. x is the largest count in the batch.
+    """
+
+    index: Tensor
+    valid: Tensor
+
+    @classmethod
+    def from_mask(cls, is_global: Tensor) -> "GlobalTokens":
+        counts = is_global.sum(dim=1)
+        n_slots = int(counts.max()) if is_global.numel() else 0
+        # A stable sort of "not global" puts each row's global positions first, in order.
+        order = torch.argsort((~is_global).to(torch.int8), dim=1, stable=True)
+        valid = torch.arange(n_slots, device=is_global.device)[None, :] < counts[:, None]
+        index = order[:, :n_slots].masked_fill(~valid, 0)
+        return cls(index=index, valid=valid)
+
+    @property
+    def count(self) -> int:
+        return self.index.shape[1]
+
+
+@dataclass
+class AttentionMask:
+    """``is_pad``, ``is_global``: (batch, seq) booleans; a padding token is never global."""
+
+    is_pad: Tensor
+    is_global: Tensor
+    global_tokens: GlobalTokens
+
+    @classmethod
+    def from_masks(cls, attention_mask: Tensor, global_attention_mask: Optional[Tensor]) -> "AttentionMask":
+        is_pad = attention_mask == 0
+        if global_attention_mask is None:
+            is_global = torch.zeros_like(is_pad)
+        else:
+            is_global = (global_attention_mask != 0) & ~is_pad
+        return cls(is_pad=is_pad, is_global=is_global, global_tokens=GlobalTokens.from_mask(is_global))
+
+
+@dataclass
+class AttentionOutput:
+    """``context``: (batch, seq, hidden). ``local_probs``: (batch, heads, seq, x + window + 1) and
+    ``global_probs``: (batch, heads, x, seq), only when probabilities were asked for."""
+
+    context: Tensor
+    local_probs: Optional[Tensor] = None
+    global_probs: Optional[Tensor] = None
+
+
+def reference_local_attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    mask: AttentionMask,
+    *,
+    one_sided: int,
+    head_mask: Optional[Tensor] = None,
+    dropout: float = 0.0,
+    training: bool = False,
+    output_attentions: bool = False,
+    block_size: Optional[int] = None,
+) -> Tuple[Tensor, Optional[Tensor]]:
+    """Sliding-window attention plus attention to the global keys, for every query.
+
+    query, key, value: (batch, heads, seq, head_dim), query already scaled by 1/sqrt(head_dim).
+    Returns the context (batch, heads, seq, head_dim) and, if asked, the probabilities in
+    transformers' layout (batch, heads, seq, x + 2 * one_sided + 1). Rows of global queries are
+    computed (and zeroed in the probabilities) but overwritten by the caller.
+    """
+    batch, heads, seq_len, head_dim = query.shape
+    n_global = mask.global_tokens.count
+    # Local keys exclude padding and global tokens (those are scored once, as global keys).
+    local_key_ok = ~(mask.is_pad | mask.is_global)
+    if n_global:
+        gather_index = mask.global_tokens.index[:, None, :, None].expand(batch, heads, n_global, head_dim)
+        global_keys = key.gather(2, gather_index)  # (batch, heads, x, head_dim)
+        global_values = value.gather(2, gather_index)
+        global_key_ok = mask.global_tokens.valid[:, None, None, :]  # (batch, 1, 1, x)
+    block = block_size or max(2 * one_sided, 256)
+    band_offsets = torch.arange(-one_sided, one_sided + 1, device=query.device)
+    contexts, all_probs = [], []
+    for start in range(0, seq_len, block):
+        end = min(seq_len, start + block)
+        key_start, key_end = max(0, start - one_sided), min(seq_len, end + one_sided)
+        q = query[:, :, start:end]
+        q_pos = torch.arange(start, end, device=query.device)
+        k_pos = torch.arange(key_start, key_end, device=query.device)
+        in_band = (k_pos[None, :] - q_pos[:, None]).abs() <= one_sided  # (block, keys)
+        allowed = in_band[None, None] & local_key_ok[:, None, None, key_start:key_end]
+        scores = (q @ key[:, :, key_start:key_end].transpose(-1, -2)).float()
+        scores = scores.masked_fill(~allowed, _MASKED)
+        if n_global:
+            global_scores = (q @ global_keys.transpose(-1, -2)).float()
+            scores = torch.cat([global_scores.masked_fill(~global_key_ok, _MASKED), scores], dim=-1)
+        probs = torch.softmax(scores, dim=-1)
+        if head_mask is not None:
+            probs = probs * head_mask.view(1, heads, 1, 1)
+        probs = probs.masked_fill(mask.is_pad[:, None, start:end, None], 0.0).to(value.dtype)
+        dropped = nn.functional.dropout(probs, p=dropout, training=training)
+        context = dropped[..., n_global:] @ value[:, :, key_start:key_end]
+        if n_global:
+            context = context + dropped[..., :n_global] @ global_values
+        contexts.append(context)
+        if output_attentions:
+            # Column j of the band is key i - one_sided + j; keys off either end get zero.
+            band_keys = q_pos[:, None] + band_offsets[None, :]  # (block, 2 * one_sided + 1)
+            on_sequence = (band_keys >= 0) & (band_keys < seq_len)
+            columns = (band_keys - key_start).clamp(0, key_end - key_start - 1)
+            local = dropped[..., n_global:]
+            band = local.gather(-1, columns.expand(batch, heads, -1, -1)).masked_fill(~on_sequence, 0.0)
+            block_probs = torch.cat([dropped[..., :n_global], band], dim=-1)
+            all_probs.append(block_probs.masked_fill(mask.is_global[:, None, start:end, None], 0.0))
+    context = torch.cat(contexts, dim=2)
+    return context, (torch.cat(all_probs, dim=2) if output_attentions else None)
+
+
+class LongformerSelfAttention(nn.Module):
+    """Local + global self-attention of one layer (window from ``config.attention_window[layer]``)."""
+
+    def __init__(self, config: LongformerConfig, *, layer: int) -> None:
+        super().__init__()
+        hidden = config.hidden_size
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.head_dim
+        self.one_sided = config.attention_window[layer] // 2
+        self.dropout = config.attention_probs_dropout_prob
+        self.query = nn.Linear(hidden, hidden)
+        self.key = nn.Linear(hidden, hidden)
+        self.value = nn.Linear(hidden, hidden)
+        self.query_global = nn.Linear(hidden, hidden)
+        self.key_global = nn.Linear(hidden, hidden)
+        self.value_global = nn.Linear(hidden, hidden)
+
+    def forward(
+        self,
+        hidden_states: Tensor,
+        mask: AttentionMask,
+        *,
+        head_mask: Optional[Tensor] = None,
+        output_attentions: bool = False,
+    ) -> AttentionOutput:
+        """hidden_states: (batch, seq, hidden) -> context (batch, seq, hidden)."""
+        scale = 1.0 / math.sqrt(self.head_dim)
+        query = self._split_heads(self.query(hidden_states) * scale)
+        key = self._split_heads(self.key(hidden_states))
+        value = self._split_heads(self.value(hidden_states))
+        context, local_probs = reference_local_attention(
+            query,
+            key,
+            value,
+            mask,
+            one_sided=self.one_sided,
+            head_mask=head_mask,
+            dropout=self.dropout,
+            training=self.training,
+            output_attentions=output_attentions,
+        )
+        context = self._merge_heads(context)
+        global_probs = None
+        if mask.global_tokens.count:
+            global_context, global_probs = self._global_rows(hidden_states, mask, head_mask=head_mask)
+            context = _overwrite_rows(context, global_context, mask.global_tokens)
+        return AttentionOutput(
+            context=context,
+            local_probs=local_probs,
+            global_probs=global_probs if output_attentions else None,
+        )
+
+    def _global_rows(
+        self, hidden_states: Tensor, mask: AttentionMask, *, head_mask: Optional[Tensor]
+    ) -> Tuple[Tensor, Tensor]:
+        """Global tokens' outputs over all non-padding tokens: (batch, x, hidden), probs (batch, heads, x, seq)."""
+        tokens = mask.global_tokens
+        batch, _, hidden = hidden_states.shape
+        global_hidden = hidden_states.gather(1, tokens.index[..., None].expand(batch, tokens.count, hidden))
+        query = self._split_heads(self.query_global(global_hidden) * (1.0 / math.sqrt(self.head_dim)))
+        key = self._split_heads(self.key_global(hidden_states))
+        value = self._split_heads(self.value_global(hidden_states))
+        scores = (query @ key.transpose(-1, -2)).float()  # (batch, heads, x, seq)
+        scores = scores.masked_fill(mask.is_pad[:, None, None, :], _MASKED)
+        probs = torch.softmax(scores, dim=-1)
+        if head_mask is not None:
+            probs = probs * head_mask.view(1, self.num_heads, 1, 1)
+        probs = probs.to(value.dtype)
+        dropped = nn.functional.dropout(probs, p=self.dropout, training=self.training)
+        return self._merge_heads(dropped @ value), probs
+
+    def _split_heads(self, x: Tensor) -> Tensor:
+        """(batch, seq, hidden) -> (batch, heads, seq, head_dim)"""
+        batch, seq_len, _ = x.shape
+        return x.view(batch, seq_len, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def _merge_heads(self, x: Tensor) -> Tensor:
+        """(batch, heads, seq, head_dim) -> (batch, seq, hidden)"""
+        batch, _, seq_len, _ = x.shape
+        return x.transpose(1, 2).reshape(batch, seq_len, self.num_heads * self.head_dim)
+
+
+def _overwrite_rows(context: Tensor, rows: Tensor, tokens: GlobalTokens) -> Tensor:
+    """Put ``rows`` (batch, x, hidden) at the global positions of ``context`` (batch, seq, hidden).
+
+    Empty slots are sent to an extra scratch row that is dropped, so they overwrite nothing."""
+    batch, seq_len, hidden = context.shape
+    target = torch.where(tokens.valid, tokens.index, seq_len)
+    padded = nn.functional.pad(context, (0, 0, 0, 1))
+    padded = padded.scatter(1, target[..., None].expand(batch, tokens.count, hidden), rows)
+    return padded[:, :seq_len]
