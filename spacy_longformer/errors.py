@@ -94,9 +94,7 @@ class Errors(metaclass=_ErrorsWithCodes):
         "TokenClassification, QuestionAnswering, MultipleChoice)."
     )
     LF058 = "Can't parse the shard index {index}: {error}. Save the checkpoint again."
-    LF059 = (
-        "`max_shard_size` must be a positive number of bytes or a string like \"200MB\", got {value!r}."
-    )
+    LF059 = '`max_shard_size` must be a positive number of bytes or a string like "200MB", got {value!r}.'
     # Model inputs (LF020-LF049)
     LF020 = (
         "Input of {length} tokens is longer than the position table allows: "
@@ -163,7 +161,7 @@ class Errors(metaclass=_ErrorsWithCodes):
     )
     LF084 = (
         "Invalid token {value!r} for `{key}` in {source}: expected a string or an object with a "
-        "string \"content\", e.g. {{\"content\": \"<mask>\", \"lstrip\": true}}. Fix the entry, or "
+        'string "content", e.g. {{"content": "<mask>", "lstrip": true}}. Fix the entry, or '
         "write the tokenizer again with `LongformerTokenizer.save_pretrained`."
     )
     LF085 = (

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -45,7 +44,7 @@ class GlobalTokens:
     valid: Tensor
 
     @classmethod
-    def from_mask(cls, is_global: Tensor) -> "GlobalTokens":
+    def from_mask(cls, is_global: Tensor) -> GlobalTokens:
         counts = is_global.sum(dim=1)
         n_slots = int(counts.max()) if is_global.numel() else 0
         # A stable sort of "not global" puts each row's global positions first, in order.
@@ -68,7 +67,7 @@ class AttentionMask:
     global_tokens: GlobalTokens
 
     @classmethod
-    def from_masks(cls, attention_mask: Tensor, global_attention_mask: Optional[Tensor]) -> "AttentionMask":
+    def from_masks(cls, attention_mask: Tensor, global_attention_mask: Tensor | None) -> AttentionMask:
         is_pad = attention_mask == 0
         if global_attention_mask is None:
             is_global = torch.zeros_like(is_pad)
@@ -83,8 +82,8 @@ class AttentionOutput:
     ``global_probs``: (batch, heads, x, seq), only when probabilities were asked for."""
 
     context: Tensor
-    local_probs: Optional[Tensor] = None
-    global_probs: Optional[Tensor] = None
+    local_probs: Tensor | None = None
+    global_probs: Tensor | None = None
 
 
 def reference_local_attention(
@@ -94,12 +93,12 @@ def reference_local_attention(
     mask: AttentionMask,
     *,
     one_sided: int,
-    head_mask: Optional[Tensor] = None,
+    head_mask: Tensor | None = None,
     dropout: float = 0.0,
     training: bool = False,
     output_attentions: bool = False,
-    block_size: Optional[int] = None,
-) -> Tuple[Tensor, Optional[Tensor]]:
+    block_size: int | None = None,
+) -> tuple[Tensor, Tensor | None]:
     """Sliding-window attention plus attention to the global keys, for every query.
 
     query, key, value: (batch, heads, seq, head_dim), query already scaled by 1/sqrt(head_dim).
@@ -176,7 +175,7 @@ class LongformerSelfAttention(nn.Module):
         hidden_states: Tensor,
         mask: AttentionMask,
         *,
-        head_mask: Optional[Tensor] = None,
+        head_mask: Tensor | None = None,
         output_attentions: bool = False,
     ) -> AttentionOutput:
         """hidden_states: (batch, seq, hidden) -> context (batch, seq, hidden)."""
@@ -207,8 +206,8 @@ class LongformerSelfAttention(nn.Module):
         )
 
     def _global_rows(
-        self, hidden_states: Tensor, mask: AttentionMask, *, head_mask: Optional[Tensor]
-    ) -> Tuple[Tensor, Tensor]:
+        self, hidden_states: Tensor, mask: AttentionMask, *, head_mask: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
         """Global tokens' outputs over all non-padding tokens: (batch, x, hidden), probs (batch, heads, x, seq)."""
         tokens = mask.global_tokens
         batch, _, hidden = hidden_states.shape

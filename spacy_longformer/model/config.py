@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any
 
 from ..errors import Errors
 
@@ -36,15 +36,15 @@ class LongformerConfig:
     type_vocab_size: int = 2
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-12
-    attention_window: Union[int, List[int]] = 512
+    attention_window: int | list[int] = 512
     pad_token_id: int = 1
     bos_token_id: int = 0
     eos_token_id: int = 2
     sep_token_id: int = 2
-    id2label: Dict[int, str] = field(default_factory=dict)
-    problem_type: Optional[str] = None
+    id2label: dict[int, str] = field(default_factory=dict)
+    problem_type: str | None = None
     tie_word_embeddings: bool = True
-    extra: Dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.attention_window = _normalise_windows(self.attention_window, self.num_hidden_layers)
@@ -58,7 +58,7 @@ class LongformerConfig:
         return len(self.id2label)
 
     @property
-    def label2id(self) -> Dict[str, int]:
+    def label2id(self) -> dict[str, int]:
         return {label: i for i, label in self.id2label.items()}
 
     @property
@@ -121,7 +121,7 @@ class LongformerConfig:
             )
 
     @classmethod
-    def from_dict(cls, data: Dict[str, Any]) -> "LongformerConfig":
+    def from_dict(cls, data: dict[str, Any]) -> LongformerConfig:
         """Read transformers' config keys; ``num_labels`` without ``id2label`` makes generic labels."""
         known = {f for f in cls.__dataclass_fields__ if f != "extra"}
         kwargs = {k: v for k, v in data.items() if k in known}
@@ -135,7 +135,7 @@ class LongformerConfig:
         return config
 
     @classmethod
-    def from_json_file(cls, path: Union[str, Path]) -> "LongformerConfig":
+    def from_json_file(cls, path: str | Path) -> LongformerConfig:
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf8"))
@@ -148,7 +148,7 @@ class LongformerConfig:
             raise ValueError(Errors.LF011.format(path=path, model_type=model_type))
         return cls.from_dict(data)
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """transformers' layout: what ``LongformerConfig.from_pretrained`` reads back."""
         data = asdict(self)
         extra = data.pop("extra")
@@ -158,14 +158,14 @@ class LongformerConfig:
             del data["problem_type"]
         return {**extra, **data, "model_type": "longformer"}
 
-    def to_json_file(self, path: Union[str, Path]) -> None:
+    def to_json_file(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf8")
 
 
 _DERIVED_KEYS = {"num_labels", "label2id", "model_type"}
 
 
-def _normalise_windows(value: Any, n_layers: int) -> List[int]:
+def _normalise_windows(value: Any, n_layers: int) -> list[int]:
     if isinstance(value, bool):
         raise ValueError(Errors.LF001.format(value=value))
     if isinstance(value, int):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -43,17 +42,17 @@ class LongformerModel(HFCheckpointMixin, nn.Module):
 
     def forward(
         self,
-        input_ids: Optional[Tensor] = None,
-        attention_mask: Optional[Tensor] = None,
-        global_attention_mask: Optional[Tensor] = None,
-        head_mask: Optional[Tensor] = None,
-        token_type_ids: Optional[Tensor] = None,
-        position_ids: Optional[Tensor] = None,
-        inputs_embeds: Optional[Tensor] = None,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        global_attention_mask: Tensor | None = None,
+        head_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         return_dict: bool = True,
-    ) -> Union[LongformerOutput, Tuple[Tensor, ...]]:
+    ) -> LongformerOutput | tuple[Tensor, ...]:
         """input_ids / masks: (batch, seq); inputs_embeds: (batch, seq, hidden).
 
         ``attention_mask``: 1 for real tokens, 0 for padding. ``global_attention_mask``: 1 for
@@ -98,10 +97,10 @@ class LongformerModel(HFCheckpointMixin, nn.Module):
             position_ids=position_ids,
             token_type_ids=token_type_ids,
         )
-        all_hidden: List[Tensor] = [hidden]
-        local_probs: List[Tensor] = []
-        global_probs: List[Tensor] = []
-        for layer, layer_head_mask in zip(self.layers, head_masks):
+        all_hidden: list[Tensor] = [hidden]
+        local_probs: list[Tensor] = []
+        global_probs: list[Tensor] = []
+        for layer, layer_head_mask in zip(self.layers, head_masks, strict=True):
             out = layer(hidden, mask, head_mask=layer_head_mask, output_attentions=output_attentions)
             hidden = out.context
             all_hidden.append(hidden)
@@ -119,7 +118,7 @@ class LongformerModel(HFCheckpointMixin, nn.Module):
         return output if return_dict else output.to_tuple()
 
     def _default_positions(
-        self, input_ids: Optional[Tensor], batch: int, seq_len: int, device: torch.device
+        self, input_ids: Tensor | None, batch: int, seq_len: int, device: torch.device
     ) -> Tensor:
         config = self.config
         if input_ids is None:
@@ -140,7 +139,7 @@ class LongformerModel(HFCheckpointMixin, nn.Module):
             )
         return positions
 
-    def _layer_head_masks(self, head_mask: Optional[Tensor]) -> List[Optional[Tensor]]:
+    def _layer_head_masks(self, head_mask: Tensor | None) -> list[Tensor | None]:
         n_layers, n_heads = self.config.num_hidden_layers, self.config.num_attention_heads
         if head_mask is None:
             return [None] * n_layers
@@ -152,7 +151,7 @@ class LongformerModel(HFCheckpointMixin, nn.Module):
             Errors.LF026.format(shape=tuple(head_mask.shape), n_layers=n_layers, n_heads=n_heads)
         )
 
-    def _hf_global_layout(self, probs: Tensor, mask: AttentionMask, head_mask: Optional[Tensor]) -> Tensor:
+    def _hf_global_layout(self, probs: Tensor, mask: AttentionMask, head_mask: Tensor | None) -> Tensor:
         """(batch, heads, x, seq) -> (batch, heads, seq, x), with transformers' filler in empty slots.
 
         transformers soft-maxes an empty slot's all-masked row over the input padded to a multiple
@@ -169,8 +168,8 @@ class LongformerModel(HFCheckpointMixin, nn.Module):
 
 
 def _input_shape(
-    input_ids: Optional[Tensor], inputs_embeds: Optional[Tensor], config: LongformerConfig
-) -> Tuple[int, int]:
+    input_ids: Tensor | None, inputs_embeds: Tensor | None, config: LongformerConfig
+) -> tuple[int, int]:
     if input_ids is not None and inputs_embeds is not None:
         raise ValueError(Errors.LF022)
     if input_ids is None and inputs_embeds is None:

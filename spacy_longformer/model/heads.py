@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from typing import Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -59,7 +58,9 @@ class _Head(HFCheckpointMixin, nn.Module):
     def get_input_embeddings(self) -> nn.Embedding:
         return self.longformer.get_input_embeddings()
 
-    def _encode(self, input_ids: Optional[Tensor], global_attention_mask: Optional[Tensor], **kwargs) -> LongformerOutput:
+    def _encode(
+        self, input_ids: Tensor | None, global_attention_mask: Tensor | None, **kwargs
+    ) -> LongformerOutput:
         return self.longformer(input_ids=input_ids, global_attention_mask=global_attention_mask, **kwargs)
 
 
@@ -72,7 +73,9 @@ class LongformerLMHead(nn.Module):
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
         self.decoder = (
-            None if config.tie_word_embeddings else nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+            None
+            if config.tie_word_embeddings
+            else nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         )
 
     def forward(self, features: Tensor, word_embeddings: Tensor) -> Tensor:
@@ -91,18 +94,18 @@ class LongformerForMaskedLM(_Head):
 
     def forward(
         self,
-        input_ids: Optional[Tensor] = None,
-        attention_mask: Optional[Tensor] = None,
-        global_attention_mask: Optional[Tensor] = None,
-        head_mask: Optional[Tensor] = None,
-        token_type_ids: Optional[Tensor] = None,
-        position_ids: Optional[Tensor] = None,
-        inputs_embeds: Optional[Tensor] = None,
-        labels: Optional[Tensor] = None,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        global_attention_mask: Tensor | None = None,
+        head_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        labels: Tensor | None = None,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         return_dict: bool = True,
-    ) -> Union[LongformerMaskedLMOutput, Tuple[Tensor, ...]]:
+    ) -> LongformerMaskedLMOutput | tuple[Tensor, ...]:
         """labels: (batch, seq) token ids, -100 where no loss is taken."""
         out = self._encode(input_ids, global_attention_mask, **_pick(locals()))
         logits = self.lm_head(out.last_hidden_state, self.longformer.embeddings.word.weight)
@@ -138,18 +141,18 @@ class LongformerForSequenceClassification(_Head):
 
     def forward(
         self,
-        input_ids: Optional[Tensor] = None,
-        attention_mask: Optional[Tensor] = None,
-        global_attention_mask: Optional[Tensor] = None,
-        head_mask: Optional[Tensor] = None,
-        token_type_ids: Optional[Tensor] = None,
-        position_ids: Optional[Tensor] = None,
-        inputs_embeds: Optional[Tensor] = None,
-        labels: Optional[Tensor] = None,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        global_attention_mask: Tensor | None = None,
+        head_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        labels: Tensor | None = None,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         return_dict: bool = True,
-    ) -> Union[LongformerSequenceClassifierOutput, Tuple[Tensor, ...]]:
+    ) -> LongformerSequenceClassifierOutput | tuple[Tensor, ...]:
         """labels: (batch,) class ids, (batch, labels) multi-label targets, or floats to regress."""
         if global_attention_mask is None:
             global_attention_mask = _first_token_global(input_ids, inputs_embeds)
@@ -189,18 +192,18 @@ class LongformerForTokenClassification(_Head):
 
     def forward(
         self,
-        input_ids: Optional[Tensor] = None,
-        attention_mask: Optional[Tensor] = None,
-        global_attention_mask: Optional[Tensor] = None,
-        head_mask: Optional[Tensor] = None,
-        token_type_ids: Optional[Tensor] = None,
-        position_ids: Optional[Tensor] = None,
-        inputs_embeds: Optional[Tensor] = None,
-        labels: Optional[Tensor] = None,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        global_attention_mask: Tensor | None = None,
+        head_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        labels: Tensor | None = None,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         return_dict: bool = True,
-    ) -> Union[LongformerTokenClassifierOutput, Tuple[Tensor, ...]]:
+    ) -> LongformerTokenClassifierOutput | tuple[Tensor, ...]:
         """labels: (batch, seq) class ids, -100 where no loss is taken."""
         out = self._encode(input_ids, global_attention_mask, **_pick(locals()))
         logits = self.classifier(self.dropout(out.last_hidden_state))
@@ -222,27 +225,31 @@ class LongformerForQuestionAnswering(_Head):
 
     def forward(
         self,
-        input_ids: Optional[Tensor] = None,
-        attention_mask: Optional[Tensor] = None,
-        global_attention_mask: Optional[Tensor] = None,
-        head_mask: Optional[Tensor] = None,
-        token_type_ids: Optional[Tensor] = None,
-        position_ids: Optional[Tensor] = None,
-        inputs_embeds: Optional[Tensor] = None,
-        start_positions: Optional[Tensor] = None,
-        end_positions: Optional[Tensor] = None,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        global_attention_mask: Tensor | None = None,
+        head_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        start_positions: Tensor | None = None,
+        end_positions: Tensor | None = None,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         return_dict: bool = True,
-    ) -> Union[LongformerQuestionAnsweringOutput, Tuple[Tensor, ...]]:
+    ) -> LongformerQuestionAnsweringOutput | tuple[Tensor, ...]:
         """start_positions, end_positions: (batch,) piece indices of the answer; out of range ignored."""
         if global_attention_mask is None:
             if input_ids is None:
                 logger.warning(Errors.LF029.format(head=self.hf_architecture))
             else:
-                global_attention_mask = _question_global(input_ids, self.config.sep_token_id, self.hf_architecture)
+                global_attention_mask = _question_global(
+                    input_ids, self.config.sep_token_id, self.hf_architecture
+                )
         out = self._encode(input_ids, global_attention_mask, **_pick(locals()))
-        start_logits, end_logits = (t.squeeze(-1).contiguous() for t in self.qa_outputs(out.last_hidden_state).split(1, -1))
+        start_logits, end_logits = (
+            t.squeeze(-1).contiguous() for t in self.qa_outputs(out.last_hidden_state).split(1, -1)
+        )
         loss = None
         if start_positions is not None and end_positions is not None:
             # Positions past the sequence are clamped onto an ignored index, as in transformers.
@@ -269,18 +276,18 @@ class LongformerForMultipleChoice(_Head):
 
     def forward(
         self,
-        input_ids: Optional[Tensor] = None,
-        attention_mask: Optional[Tensor] = None,
-        global_attention_mask: Optional[Tensor] = None,
-        head_mask: Optional[Tensor] = None,
-        token_type_ids: Optional[Tensor] = None,
-        position_ids: Optional[Tensor] = None,
-        inputs_embeds: Optional[Tensor] = None,
-        labels: Optional[Tensor] = None,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        global_attention_mask: Tensor | None = None,
+        head_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        inputs_embeds: Tensor | None = None,
+        labels: Tensor | None = None,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         return_dict: bool = True,
-    ) -> Union[LongformerMultipleChoiceOutput, Tuple[Tensor, ...]]:
+    ) -> LongformerMultipleChoiceOutput | tuple[Tensor, ...]:
         """Inputs: (batch, choices, seq) (embeds: (batch, choices, seq, hidden)); labels: (batch,)."""
         for name, tensor in (
             ("input_ids", input_ids),
@@ -303,7 +310,7 @@ class LongformerForMultipleChoice(_Head):
                 dim=1,
             )
 
-        def flat(t: Optional[Tensor], trailing: int = 1) -> Optional[Tensor]:
+        def flat(t: Tensor | None, trailing: int = 1) -> Tensor | None:
             return None if t is None else t.reshape(-1, *t.shape[-trailing:])
 
         out = self.longformer(
@@ -331,12 +338,12 @@ def _layer_outputs(out: LongformerOutput) -> tuple:
     return out.hidden_states, out.attentions, out.global_attentions
 
 
-def _check_labels(labels: Tensor, expected: Tuple[int, ...], head: str) -> None:
+def _check_labels(labels: Tensor, expected: tuple[int, ...], head: str) -> None:
     if tuple(labels.shape) != tuple(expected):
         raise ValueError(Errors.LF031.format(shape=tuple(labels.shape), expected=tuple(expected), head=head))
 
 
-def _first_token_global(input_ids: Optional[Tensor], inputs_embeds: Optional[Tensor]) -> Tensor:
+def _first_token_global(input_ids: Tensor | None, inputs_embeds: Tensor | None) -> Tensor:
     reference = input_ids if input_ids is not None else inputs_embeds[..., 0]
     mask = torch.zeros(reference.shape, dtype=torch.long, device=reference.device)
     mask[:, 0] = 1

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Dict, Iterable, List, Optional, Tuple, TypeVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import torch
 from safetensors import SafetensorError
@@ -39,7 +40,7 @@ HF_PREFIX = "longformer."
 OUR_PREFIX = "longformer."
 
 # (HF pattern, our pattern): {i} is a layer number, {p} a parameter name (weight or bias).
-ENCODER_KEYS: List[Tuple[str, str]] = [
+ENCODER_KEYS: list[tuple[str, str]] = [
     ("embeddings.word_embeddings.{p}", "embeddings.word.{p}"),
     ("embeddings.position_embeddings.{p}", "embeddings.position.{p}"),
     ("embeddings.token_type_embeddings.{p}", "embeddings.token_type.{p}"),
@@ -59,7 +60,7 @@ ENCODER_KEYS: List[Tuple[str, str]] = [
 ]
 
 # Each architecture's head, outside the encoder.
-HEAD_KEYS: Dict[str, List[Tuple[str, str]]] = {
+HEAD_KEYS: dict[str, list[tuple[str, str]]] = {
     "LongformerModel": [],
     "LongformerForMaskedLM": [
         ("lm_head.dense.{p}", "lm_head.dense.{p}"),
@@ -97,7 +98,7 @@ _HEAD_FORWARD = {arch: [(_compile(hf), ours) for hf, ours in keys] for arch, key
 _HEAD_BACKWARD = {arch: [(_compile(ours), hf) for hf, ours in keys] for arch, keys in HEAD_KEYS.items()}
 
 
-def _translate(key: str, table: Iterable[Tuple[re.Pattern, str]]) -> Optional[str]:
+def _translate(key: str, table: Iterable[tuple[re.Pattern, str]]) -> str | None:
     for pattern, template in table:
         match = pattern.match(key)
         if match:
@@ -105,11 +106,11 @@ def _translate(key: str, table: Iterable[Tuple[re.Pattern, str]]) -> Optional[st
     return None
 
 
-def to_hf_state_dict(model: "nn.Module", architecture: str) -> Dict[str, Tensor]:
+def to_hf_state_dict(model: nn.Module, architecture: str) -> dict[str, Tensor]:
     """Our parameters under transformers' names (tied LM decoder left out, as transformers does)."""
     encoder_prefix = "" if architecture == "LongformerModel" else OUR_PREFIX
     hf_encoder_prefix = "" if architecture == "LongformerModel" else HF_PREFIX
-    state: Dict[str, Tensor] = {}
+    state: dict[str, Tensor] = {}
     for key, tensor in model.state_dict().items():
         if encoder_prefix and key.startswith(encoder_prefix):
             hf_key = _translate(key[len(encoder_prefix) :], _ENCODER_BACKWARD)
@@ -125,20 +126,20 @@ def to_hf_state_dict(model: "nn.Module", architecture: str) -> Dict[str, Tensor]
 
 
 def from_hf_state_dict(
-    checkpoint: Dict[str, Tensor],
+    checkpoint: dict[str, Tensor],
     *,
     architecture: str,
     tied_decoder: bool,
     path: Path,
-) -> Tuple[Dict[str, Tensor], List[str]]:
+) -> tuple[dict[str, Tensor], list[str]]:
     """Map a checkpoint onto our names; returns our state and the checkpoint keys ignored."""
     encoder_prefix = "" if architecture == "LongformerModel" else OUR_PREFIX
     checkpoint = dict(checkpoint)
     if "lm_head.bias" not in checkpoint and "lm_head.decoder.bias" in checkpoint:
         checkpoint["lm_head.bias"] = checkpoint.pop("lm_head.decoder.bias")
-    state: Dict[str, Tensor] = {}
-    ignored: List[str] = []
-    unknown: List[str] = []
+    state: dict[str, Tensor] = {}
+    ignored: list[str] = []
+    unknown: list[str] = []
     for key, tensor in checkpoint.items():
         body = key[len(HF_PREFIX) :] if key.startswith(HF_PREFIX) else key
         if body in SKIPPED_KEYS or (key == TIED_DECODER and tied_decoder):
@@ -159,11 +160,11 @@ def from_hf_state_dict(
     return state, ignored
 
 
-def _more(keys: List[str], shown: int) -> str:
+def _more(keys: list[str], shown: int) -> str:
     return f" (and {len(keys) - shown} more)" if len(keys) > shown else ""
 
 
-def read_checkpoint(path: Path, *, allow_pickle: bool = False) -> Dict[str, Tensor]:
+def read_checkpoint(path: Path, *, allow_pickle: bool = False) -> dict[str, Tensor]:
     """All tensors of a checkpoint folder, by transformers' names, on the CPU."""
     if not path.exists():
         raise OSError(Errors.LF050.format(path=path, problem="the folder does not exist"))
@@ -172,7 +173,7 @@ def read_checkpoint(path: Path, *, allow_pickle: bool = False) -> Dict[str, Tens
     if (path / WEIGHTS_NAME).exists():
         return _read_safetensors(path / WEIGHTS_NAME)
     if (path / WEIGHTS_INDEX_NAME).exists():
-        state: Dict[str, Tensor] = {}
+        state: dict[str, Tensor] = {}
         for shard in _shards(path / WEIGHTS_INDEX_NAME):
             state.update(_read_safetensors(shard))
         return state
@@ -192,14 +193,14 @@ def read_checkpoint(path: Path, *, allow_pickle: bool = False) -> Dict[str, Tens
     return state
 
 
-def _read_safetensors(file: Path) -> Dict[str, Tensor]:
+def _read_safetensors(file: Path) -> dict[str, Tensor]:
     try:
         return load_file(file, device="cpu")
     except (SafetensorError, OSError) as err:
         raise OSError(Errors.LF053.format(file=file, error=err)) from err
 
 
-def _shards(index: Path) -> List[Path]:
+def _shards(index: Path) -> list[Path]:
     try:
         weight_map = json.loads(index.read_text(encoding="utf8"))["weight_map"]
         names = sorted(set(weight_map.values()))
@@ -211,7 +212,7 @@ def _shards(index: Path) -> List[Path]:
     return [index.parent / name for name in names]
 
 
-def parse_size(value: Union[int, str]) -> int:
+def parse_size(value: int | str) -> int:
     """Bytes from an int or a string like "200MB" / "2GiB" (transformers' ``max_shard_size``)."""
     units = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
@@ -223,7 +224,7 @@ def parse_size(value: Union[int, str]) -> int:
 
 
 def write_checkpoint(
-    path: Path, state: Dict[str, Tensor], *, max_shard_size: Optional[Union[int, str]] = None
+    path: Path, state: dict[str, Tensor], *, max_shard_size: int | str | None = None
 ) -> None:
     """model.safetensors, or shards plus an index when ``max_shard_size`` is given."""
     metadata = {"format": "pt"}
@@ -231,7 +232,7 @@ def write_checkpoint(
         save_file(state, path / WEIGHTS_NAME, metadata=metadata)
         return
     limit = parse_size(max_shard_size)
-    shards: List[Dict[str, Tensor]] = [{}]
+    shards: list[dict[str, Tensor]] = [{}]
     size = 0
     for key, tensor in state.items():
         nbytes = tensor.numel() * tensor.element_size()
@@ -247,7 +248,9 @@ def write_checkpoint(
         weight_map.update({key: name for key in shard})
     total = sum(t.numel() * t.element_size() for t in state.values())
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}
-    (path / WEIGHTS_INDEX_NAME).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf8")
+    (path / WEIGHTS_INDEX_NAME).write_text(
+        json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf8"
+    )
 
 
 ModelT = TypeVar("ModelT", bound="HFCheckpointMixin")
@@ -262,12 +265,12 @@ class HFCheckpointMixin:
     @classmethod
     def from_pretrained(
         cls: type[ModelT],
-        path: Union[str, Path],
+        path: str | Path,
         *,
-        config: Optional[LongformerConfig] = None,
+        config: LongformerConfig | None = None,
         allow_pickle: bool = False,
-        dtype: Optional[torch.dtype] = None,
-        device: Union[str, torch.device, None] = None,
+        dtype: torch.dtype | None = None,
+        device: str | torch.device | None = None,
         **model_kwargs: Any,
     ) -> ModelT:
         """Load a checkpoint folder (config.json + weights) saved by transformers or by us.
@@ -293,7 +296,7 @@ class HFCheckpointMixin:
         model._load_mapped(state, path=path, ignored=ignored)
         return model.to(device=device, dtype=dtype or torch.float32)
 
-    def _load_mapped(self, state: Dict[str, Tensor], *, path: Path, ignored: List[str]) -> None:
+    def _load_mapped(self, state: dict[str, Tensor], *, path: Path, ignored: list[str]) -> None:
         expected = self.state_dict()
         mismatched = [
             f"{key}: checkpoint {tuple(state[key].shape)}, model {tuple(tensor.shape)}"
@@ -301,12 +304,16 @@ class HFCheckpointMixin:
             if key in state and state[key].shape != tensor.shape
         ]
         if mismatched:
-            raise ValueError(Errors.LF055.format(path=path, details="; ".join(mismatched[:4]) + _more(mismatched, 4)))
+            raise ValueError(
+                Errors.LF055.format(path=path, details="; ".join(mismatched[:4]) + _more(mismatched, 4))
+            )
         missing = [key for key in expected if key not in state]
         fresh = [key for key in missing if self._may_start_fresh(key)]
         required = [key for key in missing if key not in fresh]
         if required:
-            raise ValueError(Errors.LF056.format(path=path, keys=", ".join(required[:8]), more=_more(required, 8)))
+            raise ValueError(
+                Errors.LF056.format(path=path, keys=", ".join(required[:8]), more=_more(required, 8))
+            )
         unexpected = [key for key in state if key not in expected]
         if unexpected:
             # A pooler in the checkpoint of a model built without one.
@@ -321,7 +328,9 @@ class HFCheckpointMixin:
                 ", ".join(fresh),
             )
         if ignored:
-            logger.info("%s: ignored checkpoint weights of another head: %s", self.hf_architecture, ", ".join(ignored))
+            logger.info(
+                "%s: ignored checkpoint weights of another head: %s", self.hf_architecture, ", ".join(ignored)
+            )
 
     def _may_start_fresh(self, key: str) -> bool:
         """Head layers and the pooler may be missing from a checkpoint; encoder weights may not."""
@@ -330,7 +339,7 @@ class HFCheckpointMixin:
             return True
         return key[len(prefix) :].startswith("pooler.")
 
-    def save_pretrained(self, path: Union[str, Path], *, max_shard_size: Optional[Union[int, str]] = None) -> None:
+    def save_pretrained(self, path: str | Path, *, max_shard_size: int | str | None = None) -> None:
         """Write config.json and safetensors weights that transformers and we load back."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)

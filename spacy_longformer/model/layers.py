@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from .attention import AttentionMask, AttentionOutput, LongformerSelfAttention
 from .config import LongformerConfig
 
-ACTIVATIONS: Dict[str, Callable[[Tensor], Tensor]] = {
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "gelu": nn.functional.gelu,
     "gelu_new": lambda x: nn.functional.gelu(x, approximate="tanh"),
     "gelu_pytorch_tanh": lambda x: nn.functional.gelu(x, approximate="tanh"),
@@ -45,8 +45,8 @@ class LongformerEmbeddings(nn.Module):
     def forward(
         self,
         *,
-        input_ids: Optional[Tensor],
-        inputs_embeds: Optional[Tensor],
+        input_ids: Tensor | None,
+        inputs_embeds: Tensor | None,
         position_ids: Tensor,
         token_type_ids: Tensor,
     ) -> Tensor:
@@ -85,7 +85,7 @@ class LongformerLayer(nn.Module):
         hidden_states: Tensor,
         mask: AttentionMask,
         *,
-        head_mask: Optional[Tensor] = None,
+        head_mask: Tensor | None = None,
         output_attentions: bool = False,
     ) -> AttentionOutput:
         """(batch, seq, hidden) -> (batch, seq, hidden), in ``AttentionOutput.context``."""

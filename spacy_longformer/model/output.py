@@ -9,7 +9,7 @@ the batch item's ``g``-th global token over every key. x is the most global toke
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Optional, Tuple
+from typing import Any
 
 import torch
 
@@ -17,7 +17,7 @@ import torch
 class _ModelOutput:
     """Index by name or by position over the fields that are set, like transformers' ModelOutput."""
 
-    def to_tuple(self) -> Tuple[Any, ...]:
+    def to_tuple(self) -> tuple[Any, ...]:
         return tuple(v for v in (getattr(self, f.name) for f in fields(self)) if v is not None)
 
     def __getitem__(self, key: int | str) -> Any:
@@ -31,63 +31,63 @@ class LongformerOutput(_ModelOutput):
     """``last_hidden_state``: (batch, seq, hidden); ``pooler_output``: (batch, hidden) or None."""
 
     last_hidden_state: torch.Tensor
-    pooler_output: Optional[torch.Tensor] = None
-    hidden_states: Optional[Tuple[torch.Tensor, ...]] = None
-    attentions: Optional[Tuple[torch.Tensor, ...]] = None
-    global_attentions: Optional[Tuple[torch.Tensor, ...]] = None
+    pooler_output: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+    global_attentions: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass
 class LongformerMaskedLMOutput(_ModelOutput):
     """``logits``: (batch, seq, vocab)."""
 
-    loss: Optional[torch.Tensor] = None
-    logits: Optional[torch.Tensor] = None
-    hidden_states: Optional[Tuple[torch.Tensor, ...]] = None
-    attentions: Optional[Tuple[torch.Tensor, ...]] = None
-    global_attentions: Optional[Tuple[torch.Tensor, ...]] = None
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+    global_attentions: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass
 class LongformerSequenceClassifierOutput(_ModelOutput):
     """``logits``: (batch, num_labels)."""
 
-    loss: Optional[torch.Tensor] = None
-    logits: Optional[torch.Tensor] = None
-    hidden_states: Optional[Tuple[torch.Tensor, ...]] = None
-    attentions: Optional[Tuple[torch.Tensor, ...]] = None
-    global_attentions: Optional[Tuple[torch.Tensor, ...]] = None
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+    global_attentions: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass
 class LongformerTokenClassifierOutput(_ModelOutput):
     """``logits``: (batch, seq, num_labels)."""
 
-    loss: Optional[torch.Tensor] = None
-    logits: Optional[torch.Tensor] = None
-    hidden_states: Optional[Tuple[torch.Tensor, ...]] = None
-    attentions: Optional[Tuple[torch.Tensor, ...]] = None
-    global_attentions: Optional[Tuple[torch.Tensor, ...]] = None
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+    global_attentions: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass
 class LongformerQuestionAnsweringOutput(_ModelOutput):
     """``start_logits``, ``end_logits``: (batch, seq)."""
 
-    loss: Optional[torch.Tensor] = None
-    start_logits: Optional[torch.Tensor] = None
-    end_logits: Optional[torch.Tensor] = None
-    hidden_states: Optional[Tuple[torch.Tensor, ...]] = None
-    attentions: Optional[Tuple[torch.Tensor, ...]] = None
-    global_attentions: Optional[Tuple[torch.Tensor, ...]] = None
+    loss: torch.Tensor | None = None
+    start_logits: torch.Tensor | None = None
+    end_logits: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+    global_attentions: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass
 class LongformerMultipleChoiceOutput(_ModelOutput):
     """``logits``: (batch, num_choices); per-layer outputs are over the flattened (batch * choices)."""
 
-    loss: Optional[torch.Tensor] = None
-    logits: Optional[torch.Tensor] = None
-    hidden_states: Optional[Tuple[torch.Tensor, ...]] = None
-    attentions: Optional[Tuple[torch.Tensor, ...]] = None
-    global_attentions: Optional[Tuple[torch.Tensor, ...]] = None
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+    global_attentions: tuple[torch.Tensor, ...] | None = None

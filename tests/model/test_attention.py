@@ -1,0 +1,111 @@
+"""The attention layer against a dense n x n oracle written from the definition, for any even
+window (transformers can't run window 2, nor mix windows that don't divide each other)."""
+
+import math
+
+import pytest
+import torch
+
+from spacy_longformer.model import LongformerConfig
+from spacy_longformer.model.attention import AttentionMask, GlobalTokens, LongformerSelfAttention
+
+NEG = torch.finfo(torch.float32).min
+
+
+def dense_oracle(layer: LongformerSelfAttention, hidden, attention_mask, global_mask):
+    """Build the full (seq x seq) allowed matrix and soft-max it: slow, obvious, independent."""
+    batch, seq_len, _ = hidden.shape
+    heads, dim, w = layer.num_heads, layer.head_dim, layer.one_sided
+    is_pad = attention_mask == 0
+    is_global = (global_mask != 0) & ~is_pad
+
+    def split(x):
+        return x.view(batch, seq_len, heads, dim).transpose(1, 2)
+
+    q = split(layer.query(hidden)) / math.sqrt(dim)
+    k, v = split(layer.key(hidden)), split(layer.value(hidden))
+    pos = torch.arange(seq_len)
+    band = (pos[None, :] - pos[:, None]).abs() <= w
+    # local: band keys that are neither padding nor global; global keys: always (if not padding)
+    allowed = (band[None] & ~(is_pad | is_global)[:, None, :]) | is_global[:, None, :]
+    scores = (q @ k.transpose(-1, -2)).masked_fill(~allowed[:, None], NEG)
+    out = torch.softmax(scores, -1).masked_fill(is_pad[:, None, :, None], 0) @ v
+    gq = split(layer.query_global(hidden)) / math.sqrt(dim)
+    gk, gv = split(layer.key_global(hidden)), split(layer.value_global(hidden))
+    gscores = (gq @ gk.transpose(-1, -2)).masked_fill(is_pad[:, None, None, :], NEG)
+    global_out = torch.softmax(gscores, -1) @ gv
+    out = torch.where(is_global[:, None, :, None], global_out, out)
+    return out.transpose(1, 2).reshape(batch, seq_len, heads * dim)
+
+
+@pytest.mark.parametrize("window", [2, 4, 6, 10, 64])
+@pytest.mark.parametrize("seq_len", [1, 2, 7, 40])
+@pytest.mark.parametrize("global_kind", ["none", "first", "random", "all"])
+def test_matches_dense_oracle(window, seq_len, global_kind):
+    torch.manual_seed(window * 100 + seq_len)
+    config = LongformerConfig(
+        hidden_size=12, num_attention_heads=3, num_hidden_layers=1, attention_window=window, vocab_size=10
+    )
+    layer = LongformerSelfAttention(config, layer=0).eval()
+    hidden = torch.randn(3, seq_len, 12)
+    attention_mask = torch.ones(3, seq_len, dtype=torch.long)
+    attention_mask[1, seq_len // 2 + 1 :] = 0
+    global_mask = {
+        "none": torch.zeros(3, seq_len),
+        "first": torch.nn.functional.one_hot(torch.zeros(3, dtype=torch.long), seq_len),
+        "random": (torch.rand(3, seq_len) < 0.3).long(),
+        "all": torch.ones(3, seq_len),
+    }[global_kind].long()
+    mask = AttentionMask.from_masks(attention_mask, global_mask)
+    with torch.no_grad():
+        got = layer(hidden, mask).context
+        expected = dense_oracle(layer, hidden, attention_mask, global_mask)
+    real = attention_mask.bool()
+    assert float((got - expected)[real].abs().max()) <= 1e-5
+
+
+@pytest.mark.parametrize("block_size", [1, 3, 16])
+def test_block_size_does_not_change_results(block_size):
+    """The reference walks queries in blocks; any block size gives the same numbers."""
+    from spacy_longformer.model.attention import reference_local_attention
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 23, 5) for _ in range(3))
+    glob = torch.zeros(2, 23, dtype=torch.bool)
+    glob[0, [3, 17]] = True
+    mask = AttentionMask.from_masks(torch.ones(2, 23), glob)
+    base, base_probs = reference_local_attention(q, k, v, mask, one_sided=3, output_attentions=True)
+    got, probs = reference_local_attention(
+        q, k, v, mask, one_sided=3, output_attentions=True, block_size=block_size
+    )
+    assert torch.allclose(base, got, atol=1e-6)
+    assert torch.allclose(base_probs, probs, atol=1e-6)
+
+
+def test_global_tokens_index_in_order():
+    is_global = torch.tensor([[0, 1, 0, 1, 1], [0, 0, 0, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
+    tokens = GlobalTokens.from_mask(is_global)
+    assert tokens.count == 3
+    assert tokens.index.tolist() == [[1, 3, 4], [0, 0, 0], [0, 0, 0]]
+    assert tokens.valid.tolist() == [[True, True, True], [False, False, False], [True, False, False]]
+
+
+def test_padding_is_never_global():
+    mask = AttentionMask.from_masks(torch.tensor([[1, 1, 0]]), torch.tensor([[1, 0, 1]]))
+    assert mask.is_global.tolist() == [[True, False, False]]
+    assert mask.global_tokens.count == 1
+
+
+def test_half_precision_has_no_nan():
+    """bf16 inputs with padded rows and all-global rows stay finite (masked rows are never NaN)."""
+    config = LongformerConfig(
+        hidden_size=16, num_attention_heads=2, num_hidden_layers=1, attention_window=4, vocab_size=10
+    )
+    layer = LongformerSelfAttention(config, layer=0).to(torch.bfloat16).eval()
+    hidden = torch.randn(2, 9, 16, dtype=torch.bfloat16)
+    attention_mask = torch.tensor([[1] * 9, [1] * 3 + [0] * 6])
+    mask = AttentionMask.from_masks(attention_mask, torch.ones(2, 9))
+    with torch.no_grad():
+        out = layer(hidden, mask, output_attentions=True)
+    assert torch.isfinite(out.context).all()
+    assert torch.isfinite(out.local_probs).all() and torch.isfinite(out.global_probs).all()
