@@ -1,0 +1,8 @@
+"""spacy-longformer: a pure-PyTorch Longformer that loads Hugging Face checkpoints, for spaCy.
+
+Importing the package stays light: torch is imported by ``spacy_longformer.model`` when you use it.
+"""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]
