@@ -12,9 +12,14 @@ The rules that make our numbers equal transformers':
 - a global token's output row is recomputed with ``query_global/key_global/value_global`` over
   all non-padding tokens, and its local-path probabilities are reported as zeros.
 
-``reference_local_attention`` is the plain implementation: it walks the sequence in query blocks,
-scores each block densely against the keys its windows can reach, and masks the band. It returns
-probabilities in transformers' layout when asked and is the oracle for faster paths.
+Two implementations of the sliding window, chosen by ``attn_implementation``:
+- ``reference``: walks the sequence in query blocks, scores each block densely against the keys
+  its windows can reach, masks the band and soft-maxes explicitly. It returns probabilities in
+  transformers' layout and is the oracle for the fast path.
+- ``sdpa``: the same blocks, each a single fused ``scaled_dot_product_attention`` call with a
+  boolean block mask (flash kernels on CPU and CUDA): no score matrix is materialised and cost is
+  linear in the sequence and in the window (each block of B = window / 2 queries sees 3B keys).
+``auto`` picks ``sdpa``, and ``reference`` whenever probabilities are asked for.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ import torch
 from torch import Tensor, nn
 
 from .config import LongformerConfig
+
+ATTN_IMPLEMENTATIONS = ("auto", "reference", "sdpa")
 
 # Masked scores get the most negative finite float, not -inf: a row with every key masked (a
 # padding query) then soft-maxes to a uniform row instead of NaN, and its gradient stays finite.
@@ -153,12 +160,72 @@ def reference_local_attention(
     return context, (torch.cat(all_probs, dim=2) if output_attentions else None)
 
 
+def sdpa_local_attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    mask: AttentionMask,
+    *,
+    one_sided: int,
+    head_mask: Tensor | None = None,
+    dropout: float = 0.0,
+    training: bool = False,
+    block_size: int | None = None,
+) -> Tensor:
+    """``reference_local_attention``'s context through fused attention, one call per query block.
+
+    Same arguments and context (batch, heads, seq, head_dim); no probabilities. A padding query
+    may attend to every key of its block (its row is zeroed after), so no row is fully masked and
+    no kernel ever sees an empty softmax.
+    """
+    batch, heads, seq_len, head_dim = query.shape
+    n_global = mask.global_tokens.count
+    local_key_ok = ~(mask.is_pad | mask.is_global)
+    if n_global:
+        gather_index = mask.global_tokens.index[:, None, :, None].expand(batch, heads, n_global, head_dim)
+        global_keys = key.gather(2, gather_index)
+        global_values = value.gather(2, gather_index)
+        global_key_ok = mask.global_tokens.valid[:, None, None, :].expand(batch, 1, 1, n_global)
+    block = block_size or min(max(one_sided, 64), 512)
+    pad_query = mask.is_pad[:, None, :, None]
+    contexts = []
+    for start in range(0, seq_len, block):
+        end = min(seq_len, start + block)
+        key_start, key_end = max(0, start - one_sided), min(seq_len, end + one_sided)
+        q_pos = torch.arange(start, end, device=query.device)
+        k_pos = torch.arange(key_start, key_end, device=query.device)
+        in_band = (k_pos[None, :] - q_pos[:, None]).abs() <= one_sided
+        allowed = in_band[None, None] & local_key_ok[:, None, None, key_start:key_end]
+        keys, values = key[:, :, key_start:key_end], value[:, :, key_start:key_end]
+        if n_global:
+            allowed = torch.cat([global_key_ok.expand(-1, -1, end - start, -1), allowed], dim=-1)
+            keys = torch.cat([global_keys, keys], dim=2)
+            values = torch.cat([global_values, values], dim=2)
+        allowed = allowed | pad_query[:, :, start:end]
+        contexts.append(
+            nn.functional.scaled_dot_product_attention(
+                query[:, :, start:end],
+                keys,
+                values,
+                attn_mask=allowed,
+                dropout_p=dropout if training else 0.0,
+                scale=1.0,
+            )
+        )
+    context = torch.cat(contexts, dim=2)
+    if head_mask is not None:
+        # The head mask scales probabilities, so it scales each head's weighted sum the same way.
+        context = context * head_mask.view(1, heads, 1, 1).to(context.dtype)
+    return context.masked_fill(pad_query, 0.0)
+
+
 class LongformerSelfAttention(nn.Module):
     """Local + global self-attention of one layer (window from ``config.attention_window[layer]``)."""
 
-    def __init__(self, config: LongformerConfig, *, layer: int) -> None:
+    def __init__(self, config: LongformerConfig, *, layer: int, attn_implementation: str = "auto") -> None:
         super().__init__()
         hidden = config.hidden_size
+        self.attn_implementation = attn_implementation
         self.num_heads = config.num_attention_heads
         self.head_dim = config.head_dim
         self.one_sided = config.attention_window[layer] // 2
@@ -183,21 +250,22 @@ class LongformerSelfAttention(nn.Module):
         query = self._split_heads(self.query(hidden_states) * scale)
         key = self._split_heads(self.key(hidden_states))
         value = self._split_heads(self.value(hidden_states))
-        context, local_probs = reference_local_attention(
-            query,
-            key,
-            value,
-            mask,
-            one_sided=self.one_sided,
-            head_mask=head_mask,
-            dropout=self.dropout,
-            training=self.training,
-            output_attentions=output_attentions,
+        settings = dict(
+            one_sided=self.one_sided, head_mask=head_mask, dropout=self.dropout, training=self.training
         )
+        use_reference = output_attentions or self.attn_implementation == "reference"
+        if use_reference:
+            context, local_probs = reference_local_attention(
+                query, key, value, mask, output_attentions=output_attentions, **settings
+            )
+        else:
+            context, local_probs = sdpa_local_attention(query, key, value, mask, **settings), None
         context = self._merge_heads(context)
         global_probs = None
         if mask.global_tokens.count:
-            global_context, global_probs = self._global_rows(hidden_states, mask, head_mask=head_mask)
+            global_context, global_probs = self._global_rows(
+                hidden_states, mask, head_mask=head_mask, explicit=use_reference
+            )
             context = _overwrite_rows(context, global_context, mask.global_tokens)
         return AttentionOutput(
             context=context,
@@ -206,15 +274,30 @@ class LongformerSelfAttention(nn.Module):
         )
 
     def _global_rows(
-        self, hidden_states: Tensor, mask: AttentionMask, *, head_mask: Tensor | None
-    ) -> tuple[Tensor, Tensor]:
-        """Global tokens' outputs over all non-padding tokens: (batch, x, hidden), probs (batch, heads, x, seq)."""
+        self, hidden_states: Tensor, mask: AttentionMask, *, head_mask: Tensor | None, explicit: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        """Global tokens' outputs over all non-padding tokens: (batch, x, hidden), and with
+        ``explicit`` their probabilities (batch, heads, x, seq), else a fused kernel and None."""
         tokens = mask.global_tokens
         batch, _, hidden = hidden_states.shape
         global_hidden = hidden_states.gather(1, tokens.index[..., None].expand(batch, tokens.count, hidden))
         query = self._split_heads(self.query_global(global_hidden) * (1.0 / math.sqrt(self.head_dim)))
         key = self._split_heads(self.key_global(hidden_states))
         value = self._split_heads(self.value_global(hidden_states))
+        if not explicit:
+            # Empty slots may attend anywhere (their rows are dropped), so no row is fully masked.
+            allowed = ~mask.is_pad[:, None, None, :] | ~tokens.valid[:, None, :, None]
+            context = nn.functional.scaled_dot_product_attention(
+                query,
+                key,
+                value,
+                attn_mask=allowed,
+                dropout_p=self.dropout if self.training else 0.0,
+                scale=1.0,
+            )
+            if head_mask is not None:
+                context = context * head_mask.view(1, self.num_heads, 1, 1).to(context.dtype)
+            return self._merge_heads(context), None
         scores = (query @ key.transpose(-1, -2)).float()  # (batch, heads, x, seq)
         scores = scores.masked_fill(mask.is_pad[:, None, None, :], _MASKED)
         probs = torch.softmax(scores, dim=-1)

@@ -6,9 +6,10 @@ from functools import partial
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from ..errors import Errors
-from .attention import AttentionMask
+from .attention import ATTN_IMPLEMENTATIONS, AttentionMask
 from .config import LongformerConfig
 from .hf_checkpoint import HFCheckpointMixin
 from .layers import LongformerEmbeddings, LongformerLayer, init_weights, roberta_position_ids
@@ -20,19 +21,44 @@ class LongformerModel(HFCheckpointMixin, nn.Module):
 
     Inputs of any length up to ``config.max_tokens`` are accepted as they are: no padding to a
     multiple of the window is needed, and windows of any even size can be mixed across layers.
+
+    ``attn_implementation``: ``auto`` (fused blocked attention; the reference path when
+    attention probabilities are asked for), ``sdpa`` or ``reference``. ``gradient_checkpointing``
+    recomputes each layer in the backward pass instead of keeping its activations (training only).
     """
 
     hf_architecture = "LongformerModel"
 
-    def __init__(self, config: LongformerConfig, *, add_pooling_layer: bool = True) -> None:
+    def __init__(
+        self,
+        config: LongformerConfig,
+        *,
+        add_pooling_layer: bool = True,
+        attn_implementation: str = "auto",
+        gradient_checkpointing: bool = False,
+    ) -> None:
         super().__init__()
+        _check_implementation(attn_implementation)
         self.config = config
+        self.gradient_checkpointing = gradient_checkpointing
         self.embeddings = LongformerEmbeddings(config)
         self.layers = nn.ModuleList(
-            [LongformerLayer(config, layer=i) for i in range(config.num_hidden_layers)]
+            [
+                LongformerLayer(config, layer=i, attn_implementation=attn_implementation)
+                for i in range(config.num_hidden_layers)
+            ]
         )
         self.pooler = nn.Linear(config.hidden_size, config.hidden_size) if add_pooling_layer else None
         self.apply(partial(init_weights, std=config.initializer_range))
+
+    @property
+    def attn_implementation(self) -> str:
+        return self.layers[0].attention.attn_implementation
+
+    def set_attn_implementation(self, name: str) -> None:
+        _check_implementation(name)
+        for layer in self.layers:
+            layer.attention.attn_implementation = name
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embeddings.word
@@ -101,7 +127,17 @@ class LongformerModel(HFCheckpointMixin, nn.Module):
         local_probs: list[Tensor] = []
         global_probs: list[Tensor] = []
         for layer, layer_head_mask in zip(self.layers, head_masks, strict=True):
-            out = layer(hidden, mask, head_mask=layer_head_mask, output_attentions=output_attentions)
+            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+                out = checkpoint(
+                    layer,
+                    hidden,
+                    mask,
+                    head_mask=layer_head_mask,
+                    output_attentions=output_attentions,
+                    use_reentrant=False,
+                )
+            else:
+                out = layer(hidden, mask, head_mask=layer_head_mask, output_attentions=output_attentions)
             hidden = out.context
             all_hidden.append(hidden)
             if output_attentions:
@@ -165,6 +201,11 @@ class LongformerModel(HFCheckpointMixin, nn.Module):
             filler = filler * head_mask.view(1, -1, 1, 1)
         empty = ~mask.global_tokens.valid[:, None, :, None]
         return torch.where(empty, filler, probs).transpose(2, 3)
+
+
+def _check_implementation(name: str) -> None:
+    if name not in ATTN_IMPLEMENTATIONS:
+        raise ValueError(Errors.LF030.format(value=name, options=", ".join(ATTN_IMPLEMENTATIONS)))
 
 
 def _input_shape(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from functools import partial
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -45,10 +46,13 @@ class _Head(HFCheckpointMixin, nn.Module):
 
     add_pooling_layer = False
 
-    def __init__(self, config: LongformerConfig) -> None:
+    def __init__(self, config: LongformerConfig, **encoder_settings: Any) -> None:
+        """``encoder_settings``: ``attn_implementation``, ``gradient_checkpointing`` (see LongformerModel)."""
         super().__init__()
         self.config = config
-        self.longformer = LongformerModel(config, add_pooling_layer=self.add_pooling_layer)
+        self.longformer = LongformerModel(
+            config, add_pooling_layer=self.add_pooling_layer, **encoder_settings
+        )
 
     def _init_head(self) -> None:
         for name, module in self.named_children():
@@ -87,8 +91,8 @@ class LongformerLMHead(nn.Module):
 class LongformerForMaskedLM(_Head):
     hf_architecture = "LongformerForMaskedLM"
 
-    def __init__(self, config: LongformerConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: LongformerConfig, **encoder_settings: Any) -> None:
+        super().__init__(config, **encoder_settings)
         self.lm_head = LongformerLMHead(config)
         self._init_head()
 
@@ -134,8 +138,8 @@ class LongformerClassificationHead(nn.Module):
 class LongformerForSequenceClassification(_Head):
     hf_architecture = "LongformerForSequenceClassification"
 
-    def __init__(self, config: LongformerConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: LongformerConfig, **encoder_settings: Any) -> None:
+        super().__init__(config, **encoder_settings)
         self.classifier = LongformerClassificationHead(config)
         self._init_head()
 
@@ -184,8 +188,8 @@ class LongformerForSequenceClassification(_Head):
 class LongformerForTokenClassification(_Head):
     hf_architecture = "LongformerForTokenClassification"
 
-    def __init__(self, config: LongformerConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: LongformerConfig, **encoder_settings: Any) -> None:
+        super().__init__(config, **encoder_settings)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self._init_head()
@@ -218,8 +222,8 @@ class LongformerForTokenClassification(_Head):
 class LongformerForQuestionAnswering(_Head):
     hf_architecture = "LongformerForQuestionAnswering"
 
-    def __init__(self, config: LongformerConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: LongformerConfig, **encoder_settings: Any) -> None:
+        super().__init__(config, **encoder_settings)
         self.qa_outputs = nn.Linear(config.hidden_size, 2)
         self._init_head()
 
@@ -268,8 +272,8 @@ class LongformerForMultipleChoice(_Head):
     hf_architecture = "LongformerForMultipleChoice"
     add_pooling_layer = True
 
-    def __init__(self, config: LongformerConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: LongformerConfig, **encoder_settings: Any) -> None:
+        super().__init__(config, **encoder_settings)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size, 1)
         self._init_head()

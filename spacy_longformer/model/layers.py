@@ -71,9 +71,9 @@ class LongformerFeedForward(nn.Module):
 class LongformerLayer(nn.Module):
     """Post-norm transformer layer: attention, then feed-forward, each with dropout + residual + norm."""
 
-    def __init__(self, config: LongformerConfig, *, layer: int) -> None:
+    def __init__(self, config: LongformerConfig, *, layer: int, attn_implementation: str = "auto") -> None:
         super().__init__()
-        self.attention = LongformerSelfAttention(config, layer=layer)
+        self.attention = LongformerSelfAttention(config, layer=layer, attn_implementation=attn_implementation)
         self.attention_output = nn.Linear(config.hidden_size, config.hidden_size)
         self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.ffn = LongformerFeedForward(config)

@@ -41,12 +41,13 @@ def dense_oracle(layer: LongformerSelfAttention, hidden, attention_mask, global_
 @pytest.mark.parametrize("window", [2, 4, 6, 10, 64])
 @pytest.mark.parametrize("seq_len", [1, 2, 7, 40])
 @pytest.mark.parametrize("global_kind", ["none", "first", "random", "all"])
-def test_matches_dense_oracle(window, seq_len, global_kind):
+@pytest.mark.parametrize("implementation", ["reference", "sdpa"])
+def test_matches_dense_oracle(window, seq_len, global_kind, implementation):
     torch.manual_seed(window * 100 + seq_len)
     config = LongformerConfig(
         hidden_size=12, num_attention_heads=3, num_hidden_layers=1, attention_window=window, vocab_size=10
     )
-    layer = LongformerSelfAttention(config, layer=0).eval()
+    layer = LongformerSelfAttention(config, layer=0, attn_implementation=implementation).eval()
     hidden = torch.randn(3, seq_len, 12)
     attention_mask = torch.ones(3, seq_len, dtype=torch.long)
     attention_mask[1, seq_len // 2 + 1 :] = 0
@@ -109,3 +110,42 @@ def test_half_precision_has_no_nan():
         out = layer(hidden, mask, output_attentions=True)
     assert torch.isfinite(out.context).all()
     assert torch.isfinite(out.local_probs).all() and torch.isfinite(out.global_probs).all()
+
+
+@pytest.mark.parametrize("one_sided", [1, 3, 64, 200])
+@pytest.mark.parametrize("with_head_mask", [False, True])
+def test_fast_path_equals_reference(one_sided, with_head_mask):
+    """The fused path against the reference, over padding, scattered globals and a head mask."""
+    from spacy_longformer.model.attention import reference_local_attention, sdpa_local_attention
+
+    torch.manual_seed(one_sided)
+    q, k, v = (torch.randn(3, 4, 301, 8) for _ in range(3))
+    attention_mask = torch.ones(3, 301, dtype=torch.long)
+    attention_mask[1, 150:] = 0
+    attention_mask[2, :] = 0  # an empty row in the batch
+    glob = (torch.rand(3, 301) < 0.05).long()
+    mask = AttentionMask.from_masks(attention_mask, glob)
+    head_mask = torch.tensor([1.0, 0.0, 0.5, 1.0]) if with_head_mask else None
+    expected, _ = reference_local_attention(q, k, v, mask, one_sided=one_sided, head_mask=head_mask)
+    got = sdpa_local_attention(q, k, v, mask, one_sided=one_sided, head_mask=head_mask)
+    assert torch.isfinite(got).all()
+    assert float((got - expected).abs().max()) <= 1e-5
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("implementation", ["reference", "sdpa"])
+def test_low_precision_close_to_float32(dtype, implementation):
+    config = LongformerConfig(
+        hidden_size=32, num_attention_heads=4, num_hidden_layers=1, attention_window=8, vocab_size=10
+    )
+    torch.manual_seed(0)
+    layer = LongformerSelfAttention(config, layer=0, attn_implementation=implementation).eval()
+    hidden = torch.randn(2, 50, 32)
+    attention_mask = torch.ones(2, 50, dtype=torch.long)
+    attention_mask[1, 20:] = 0
+    mask = AttentionMask.from_masks(attention_mask, (torch.rand(2, 50) < 0.1).long())
+    with torch.no_grad():
+        full = layer(hidden, mask).context
+        low = layer.to(dtype)(hidden.to(dtype), mask).context
+    assert low.dtype == dtype and torch.isfinite(low).all()
+    assert float((low.float() - full)[attention_mask.bool()].abs().max()) < 0.05

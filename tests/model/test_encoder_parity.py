@@ -46,6 +46,15 @@ def test_hidden_states_and_attentions_match(pair, lengths, global_kind):
         got = ours(**inputs)
     real = batch.real
     assert _max_diff(got.last_hidden_state, expected.last_hidden_state[:, :seq_len], real) <= TOL
+    for implementation in ("sdpa", "auto"):
+        ours.set_attn_implementation(implementation)
+        with torch.no_grad():
+            fast = ours(**{**inputs, "output_attentions": False})
+        ours.set_attn_implementation("auto")
+        assert _max_diff(fast.last_hidden_state, expected.last_hidden_state[:, :seq_len], real) <= TOL
+        assert _max_diff(fast.last_hidden_state, got.last_hidden_state, real) <= 1e-5
+        for mine, reference in zip(fast.hidden_states, got.hidden_states, strict=True):
+            assert _max_diff(mine, reference, real) <= 1e-5
     assert torch.allclose(got.pooler_output, expected.pooler_output, atol=TOL)
     assert len(got.hidden_states) == len(expected.hidden_states) == config.num_hidden_layers + 1
     for mine, hf in zip(got.hidden_states, expected.hidden_states, strict=True):
@@ -71,9 +80,11 @@ def test_hidden_states_and_attentions_match(pair, lengths, global_kind):
         assert float((mine - hf).abs().max()) <= TOL
 
 
+@pytest.mark.parametrize("implementation", ["reference", "sdpa"])
 @pytest.mark.parametrize("global_kind", ["first", "random", "span", "all"])
-def test_gradient_wrt_inputs_embeds_matches(pair, global_kind):
+def test_gradient_wrt_inputs_embeds_matches(pair, global_kind, implementation):
     theirs, ours, config = pair
+    ours.set_attn_implementation(implementation)
     batch = make_batch([23, 17, 8], global_kind=global_kind, seed=3)
     seq_len = batch.input_ids.shape[1]
     embeds = theirs.get_input_embeddings()(batch.input_ids).detach()
@@ -92,6 +103,7 @@ def test_gradient_wrt_inputs_embeds_matches(pair, global_kind):
         out = run_hf(model, config, **inputs)[0] if runner == "hf" else model(**inputs)
         (out.last_hidden_state[:, :seq_len] * weights).sum().backward()
         grads.append(x.grad)
+    ours.set_attn_implementation("auto")
     assert grads[1].abs().max() > 0
     assert _max_diff(grads[1], grads[0], batch.real) <= TOL
 
