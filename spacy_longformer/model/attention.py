@@ -12,19 +12,21 @@ The rules that make our numbers equal transformers':
 - a global token's output row is recomputed with ``query_global/key_global/value_global`` over
   all non-padding tokens, and its local-path probabilities are reported as zeros.
 
-Two implementations of the sliding window, chosen by ``attn_implementation``:
+Implementations of the sliding window, chosen by ``attn_implementation``:
 - ``reference``: walks the sequence in query blocks, scores each block densely against the keys
   its windows can reach, masks the band and soft-maxes explicitly. It returns probabilities in
-  transformers' layout and is the oracle for the fast path.
+  transformers' layout and is the oracle for the fast paths.
 - ``sdpa``: the same blocks, each a single fused ``scaled_dot_product_attention`` call with a
   boolean block mask (flash kernels on CPU and CUDA): no score matrix is materialised and cost is
   linear in the sequence and in the window (each block of B = window / 2 queries sees 3B keys).
-``auto`` picks ``sdpa``, and ``reference`` whenever probabilities are asked for.
+- ``gemm``: the same blocks as masked batched matmuls + softmax, fastest in half precision on CPU.
+``auto`` picks by device and dtype, and ``reference`` whenever probabilities are asked for.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -32,7 +34,7 @@ from torch import Tensor, nn
 
 from .config import LongformerConfig
 
-ATTN_IMPLEMENTATIONS = ("auto", "reference", "sdpa")
+ATTN_IMPLEMENTATIONS = ("auto", "reference", "sdpa", "gemm")
 
 # Masked scores get the most negative finite float, not -inf: a row with every key masked (a
 # padding query) then soft-maxes to a uniform row instead of NaN, and its gradient stays finite.
@@ -160,40 +162,39 @@ def reference_local_attention(
     return context, (torch.cat(all_probs, dim=2) if output_attentions else None)
 
 
-def sdpa_local_attention(
-    query: Tensor,
-    key: Tensor,
-    value: Tensor,
-    mask: AttentionMask,
-    *,
-    one_sided: int,
-    head_mask: Tensor | None = None,
-    dropout: float = 0.0,
-    training: bool = False,
-    block_size: int | None = None,
-) -> Tensor:
-    """``reference_local_attention``'s context through fused attention, one call per query block.
+@dataclass
+class _Block:
+    """One block of queries and the keys their windows reach, global keys first."""
 
-    Same arguments and context (batch, heads, seq, head_dim); no probabilities. A padding query
-    may attend to every key of its block (its row is zeroed after), so no row is fully masked and
-    no kernel ever sees an empty softmax.
+    start: int
+    end: int
+    keys: Tensor  # (batch, heads, x + reach, head_dim)
+    values: Tensor
+    allowed: Tensor  # (batch, 1, block, x + reach) bool
+
+
+def _blocks(
+    key: Tensor, value: Tensor, mask: AttentionMask, *, one_sided: int, block: int
+) -> Iterator[_Block]:
+    """Cut the sequence into query blocks for the fast paths.
+
+    A padding query may attend to every key of its block (its row is zeroed after), so no row is
+    fully masked and no kernel ever sees an empty softmax.
     """
-    batch, heads, seq_len, head_dim = query.shape
+    batch, heads, seq_len, head_dim = key.shape
     n_global = mask.global_tokens.count
     local_key_ok = ~(mask.is_pad | mask.is_global)
     if n_global:
         gather_index = mask.global_tokens.index[:, None, :, None].expand(batch, heads, n_global, head_dim)
         global_keys = key.gather(2, gather_index)
         global_values = value.gather(2, gather_index)
-        global_key_ok = mask.global_tokens.valid[:, None, None, :].expand(batch, 1, 1, n_global)
-    block = block_size or min(max(one_sided, 64), 512)
+        global_key_ok = mask.global_tokens.valid[:, None, None, :]
     pad_query = mask.is_pad[:, None, :, None]
-    contexts = []
     for start in range(0, seq_len, block):
         end = min(seq_len, start + block)
         key_start, key_end = max(0, start - one_sided), min(seq_len, end + one_sided)
-        q_pos = torch.arange(start, end, device=query.device)
-        k_pos = torch.arange(key_start, key_end, device=query.device)
+        q_pos = torch.arange(start, end, device=key.device)
+        k_pos = torch.arange(key_start, key_end, device=key.device)
         in_band = (k_pos[None, :] - q_pos[:, None]).abs() <= one_sided
         allowed = in_band[None, None] & local_key_ok[:, None, None, key_start:key_end]
         keys, values = key[:, :, key_start:key_end], value[:, :, key_start:key_end]
@@ -201,22 +202,64 @@ def sdpa_local_attention(
             allowed = torch.cat([global_key_ok.expand(-1, -1, end - start, -1), allowed], dim=-1)
             keys = torch.cat([global_keys, keys], dim=2)
             values = torch.cat([global_values, values], dim=2)
-        allowed = allowed | pad_query[:, :, start:end]
-        contexts.append(
-            nn.functional.scaled_dot_product_attention(
-                query[:, :, start:end],
-                keys,
-                values,
-                attn_mask=allowed,
-                dropout_p=dropout if training else 0.0,
-                scale=1.0,
+        yield _Block(start, end, keys, values, allowed | pad_query[:, :, start:end])
+
+
+def fast_local_attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    mask: AttentionMask,
+    *,
+    one_sided: int,
+    kernel: str = "sdpa",
+    head_mask: Tensor | None = None,
+    dropout: float = 0.0,
+    training: bool = False,
+    block_size: int | None = None,
+) -> Tensor:
+    """``reference_local_attention``'s context (batch, heads, seq, head_dim), no probabilities.
+
+    Blocks of B queries each see the B + window keys their windows reach, plus the global keys. ``kernel``: ``sdpa``, one fused ``scaled_dot_product_attention`` per block (flash
+    kernels; best in float32 and on CUDA), or ``gemm``, a masked batched matmul + softmax + matmul
+    per block (best for bfloat16/float16 on CPU, where oneDNN's half-precision matmuls are fast).
+    """
+    batch, heads, seq_len, head_dim = query.shape
+    # Measured on CPU: the fused kernel likes B = window / 2, the matmuls half that (less waste).
+    block = block_size or (
+        min(max(one_sided, 64), 512) if kernel == "sdpa" else min(max(one_sided // 2, 64), 256)
+    )
+    p = dropout if training else 0.0
+    contexts = []
+    for part in _blocks(key, value, mask, one_sided=one_sided, block=block):
+        q = query[:, :, part.start : part.end]
+        if kernel == "sdpa":
+            context = nn.functional.scaled_dot_product_attention(
+                q, part.keys, part.values, attn_mask=part.allowed, dropout_p=p, scale=1.0
             )
-        )
+        else:
+            bias = torch.zeros(part.allowed.shape, dtype=q.dtype, device=q.device)
+            bias = bias.masked_fill_(~part.allowed, torch.finfo(q.dtype).min)
+            # softmax of a half-precision input accumulates in float32 (as transformers' does).
+            probs = torch.softmax(bias + q @ part.keys.transpose(-1, -2), dim=-1)
+            context = nn.functional.dropout(probs, p=p, training=p > 0) @ part.values
+        contexts.append(context)
     context = torch.cat(contexts, dim=2)
     if head_mask is not None:
         # The head mask scales probabilities, so it scales each head's weighted sum the same way.
         context = context * head_mask.view(1, heads, 1, 1).to(context.dtype)
-    return context.masked_fill(pad_query, 0.0)
+    return context.masked_fill(mask.is_pad[:, None, :, None], 0.0)
+
+
+def resolve_implementation(name: str, query: Tensor, *, output_attentions: bool = False) -> str:
+    """The path ``auto`` takes: measured fastest for the device and dtype (benchmarks/encoder.py)."""
+    if output_attentions:
+        return "reference"
+    if name != "auto":
+        return name
+    if query.device.type == "cpu" and query.dtype in (torch.bfloat16, torch.float16):
+        return "gemm"
+    return "sdpa"
 
 
 class LongformerSelfAttention(nn.Module):
@@ -253,19 +296,23 @@ class LongformerSelfAttention(nn.Module):
         settings = dict(
             one_sided=self.one_sided, head_mask=head_mask, dropout=self.dropout, training=self.training
         )
-        use_reference = output_attentions or self.attn_implementation == "reference"
-        if use_reference:
+        implementation = resolve_implementation(
+            self.attn_implementation, query, output_attentions=output_attentions
+        )
+        if implementation == "reference":
             context, local_probs = reference_local_attention(
                 query, key, value, mask, output_attentions=output_attentions, **settings
             )
         else:
-            context, local_probs = sdpa_local_attention(query, key, value, mask, **settings), None
+            context = fast_local_attention(query, key, value, mask, kernel=implementation, **settings)
+            local_probs = None
         context = self._merge_heads(context)
         global_probs = None
         if mask.global_tokens.count:
-            global_context, global_probs = self._global_rows(
-                hidden_states, mask, head_mask=head_mask, explicit=use_reference
-            )
+            if implementation == "reference":
+                global_context, global_probs = self._global_rows(hidden_states, mask, head_mask=head_mask)
+            else:
+                global_context = self._fast_global_rows(hidden_states, mask, head_mask=head_mask)
             context = _overwrite_rows(context, global_context, mask.global_tokens)
         return AttentionOutput(
             context=context,
@@ -274,30 +321,16 @@ class LongformerSelfAttention(nn.Module):
         )
 
     def _global_rows(
-        self, hidden_states: Tensor, mask: AttentionMask, *, head_mask: Tensor | None, explicit: bool
-    ) -> tuple[Tensor, Tensor | None]:
-        """Global tokens' outputs over all non-padding tokens: (batch, x, hidden), and with
-        ``explicit`` their probabilities (batch, heads, x, seq), else a fused kernel and None."""
+        self, hidden_states: Tensor, mask: AttentionMask, *, head_mask: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """Global tokens' outputs over all non-padding tokens (batch, x, hidden), and their
+        probabilities (batch, heads, x, seq)."""
         tokens = mask.global_tokens
         batch, _, hidden = hidden_states.shape
         global_hidden = hidden_states.gather(1, tokens.index[..., None].expand(batch, tokens.count, hidden))
         query = self._split_heads(self.query_global(global_hidden) * (1.0 / math.sqrt(self.head_dim)))
         key = self._split_heads(self.key_global(hidden_states))
         value = self._split_heads(self.value_global(hidden_states))
-        if not explicit:
-            # Empty slots may attend anywhere (their rows are dropped), so no row is fully masked.
-            allowed = ~mask.is_pad[:, None, None, :] | ~tokens.valid[:, None, :, None]
-            context = nn.functional.scaled_dot_product_attention(
-                query,
-                key,
-                value,
-                attn_mask=allowed,
-                dropout_p=self.dropout if self.training else 0.0,
-                scale=1.0,
-            )
-            if head_mask is not None:
-                context = context * head_mask.view(1, self.num_heads, 1, 1).to(context.dtype)
-            return self._merge_heads(context), None
         scores = (query @ key.transpose(-1, -2)).float()  # (batch, heads, x, seq)
         scores = scores.masked_fill(mask.is_pad[:, None, None, :], _MASKED)
         probs = torch.softmax(scores, dim=-1)
@@ -306,6 +339,46 @@ class LongformerSelfAttention(nn.Module):
         probs = probs.to(value.dtype)
         dropped = nn.functional.dropout(probs, p=self.dropout, training=self.training)
         return self._merge_heads(dropped @ value), probs
+
+    def _fast_global_rows(
+        self, hidden_states: Tensor, mask: AttentionMask, *, head_mask: Tensor | None
+    ) -> Tensor:
+        """``_global_rows``' outputs through fused attention, without probabilities.
+
+        With few global tokens (x * heads < hidden) the global key and value projections are
+        folded into the attention instead of run over every token: a key's bias adds the same
+        score to every key and cancels in the softmax, and probabilities summing to one carry the
+        value bias through unchanged. That saves two (seq x hidden x hidden) matmuls per layer.
+        """
+        tokens = mask.global_tokens
+        batch, seq_len, hidden = hidden_states.shape
+        heads, head_dim, n_global = self.num_heads, self.head_dim, tokens.count
+        global_hidden = hidden_states.gather(1, tokens.index[..., None].expand(batch, n_global, hidden))
+        query = self._split_heads(self.query_global(global_hidden) * (1.0 / math.sqrt(self.head_dim)))
+        # Empty slots may attend anywhere (their rows are dropped), so no row is fully masked.
+        allowed = ~mask.is_pad[:, None, None, :] | ~tokens.valid[:, None, :, None]  # (batch, 1, x, seq)
+        dropout = self.dropout if self.training else 0.0
+        if n_global * heads >= hidden or dropout > 0:
+            key = self._split_heads(self.key_global(hidden_states))
+            value = self._split_heads(self.value_global(hidden_states))
+            context = nn.functional.scaled_dot_product_attention(
+                query, key, value, attn_mask=allowed, dropout_p=dropout, scale=1.0
+            )
+        else:
+            key_weight = self.key_global.weight.view(heads, head_dim, hidden)
+            value_weight = self.value_global.weight.view(heads, head_dim, hidden)
+            folded = torch.einsum("bhxd,hdk->bhxk", query, key_weight).reshape(
+                batch, 1, heads * n_global, hidden
+            )
+            states = hidden_states[:, None]  # one "head" shared by every (head, slot) query row
+            mixed = nn.functional.scaled_dot_product_attention(
+                folded, states, states, attn_mask=allowed.repeat(1, 1, heads, 1), scale=1.0
+            ).view(batch, heads, n_global, hidden)
+            context = torch.einsum("bhxk,hdk->bhxd", mixed, value_weight)
+            context = context + self.value_global.bias.view(1, heads, 1, head_dim)
+        if head_mask is not None:
+            context = context * head_mask.view(1, heads, 1, 1).to(context.dtype)
+        return self._merge_heads(context)
 
     def _split_heads(self, x: Tensor) -> Tensor:
         """(batch, seq, hidden) -> (batch, heads, seq, head_dim)"""
@@ -325,5 +398,5 @@ def _overwrite_rows(context: Tensor, rows: Tensor, tokens: GlobalTokens) -> Tens
     batch, seq_len, hidden = context.shape
     target = torch.where(tokens.valid, tokens.index, seq_len)
     padded = nn.functional.pad(context, (0, 0, 0, 1))
-    padded = padded.scatter(1, target[..., None].expand(batch, tokens.count, hidden), rows)
+    padded = padded.scatter(1, target[..., None].expand(batch, tokens.count, hidden), rows.to(context.dtype))
     return padded[:, :seq_len]

@@ -41,7 +41,7 @@ def dense_oracle(layer: LongformerSelfAttention, hidden, attention_mask, global_
 @pytest.mark.parametrize("window", [2, 4, 6, 10, 64])
 @pytest.mark.parametrize("seq_len", [1, 2, 7, 40])
 @pytest.mark.parametrize("global_kind", ["none", "first", "random", "all"])
-@pytest.mark.parametrize("implementation", ["reference", "sdpa"])
+@pytest.mark.parametrize("implementation", ["reference", "sdpa", "gemm"])
 def test_matches_dense_oracle(window, seq_len, global_kind, implementation):
     torch.manual_seed(window * 100 + seq_len)
     config = LongformerConfig(
@@ -114,9 +114,10 @@ def test_half_precision_has_no_nan():
 
 @pytest.mark.parametrize("one_sided", [1, 3, 64, 200])
 @pytest.mark.parametrize("with_head_mask", [False, True])
-def test_fast_path_equals_reference(one_sided, with_head_mask):
-    """The fused path against the reference, over padding, scattered globals and a head mask."""
-    from spacy_longformer.model.attention import reference_local_attention, sdpa_local_attention
+@pytest.mark.parametrize("kernel", ["sdpa", "gemm"])
+def test_fast_path_equals_reference(one_sided, with_head_mask, kernel):
+    """The fast paths against the reference, over padding, scattered globals and a head mask."""
+    from spacy_longformer.model.attention import fast_local_attention, reference_local_attention
 
     torch.manual_seed(one_sided)
     q, k, v = (torch.randn(3, 4, 301, 8) for _ in range(3))
@@ -127,13 +128,13 @@ def test_fast_path_equals_reference(one_sided, with_head_mask):
     mask = AttentionMask.from_masks(attention_mask, glob)
     head_mask = torch.tensor([1.0, 0.0, 0.5, 1.0]) if with_head_mask else None
     expected, _ = reference_local_attention(q, k, v, mask, one_sided=one_sided, head_mask=head_mask)
-    got = sdpa_local_attention(q, k, v, mask, one_sided=one_sided, head_mask=head_mask)
+    got = fast_local_attention(q, k, v, mask, one_sided=one_sided, head_mask=head_mask, kernel=kernel)
     assert torch.isfinite(got).all()
     assert float((got - expected).abs().max()) <= 1e-5
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("implementation", ["reference", "sdpa"])
+@pytest.mark.parametrize("implementation", ["reference", "sdpa", "gemm", "auto"])
 def test_low_precision_close_to_float32(dtype, implementation):
     config = LongformerConfig(
         hidden_size=32, num_attention_heads=4, num_hidden_layers=1, attention_window=8, vocab_size=10

@@ -46,7 +46,7 @@ def test_hidden_states_and_attentions_match(pair, lengths, global_kind):
         got = ours(**inputs)
     real = batch.real
     assert _max_diff(got.last_hidden_state, expected.last_hidden_state[:, :seq_len], real) <= TOL
-    for implementation in ("sdpa", "auto"):
+    for implementation in ("sdpa", "gemm", "auto"):
         ours.set_attn_implementation(implementation)
         with torch.no_grad():
             fast = ours(**{**inputs, "output_attentions": False})
@@ -80,7 +80,7 @@ def test_hidden_states_and_attentions_match(pair, lengths, global_kind):
         assert float((mine - hf).abs().max()) <= TOL
 
 
-@pytest.mark.parametrize("implementation", ["reference", "sdpa"])
+@pytest.mark.parametrize("implementation", ["reference", "sdpa", "gemm"])
 @pytest.mark.parametrize("global_kind", ["first", "random", "span", "all"])
 def test_gradient_wrt_inputs_embeds_matches(pair, global_kind, implementation):
     theirs, ours, config = pair

@@ -32,7 +32,7 @@ def _batch(seed=0):
 
 
 def test_unknown_implementation_names_the_options(config):
-    with pytest.raises(ValueError, match=r"LF030.*'flash'.*auto, reference, sdpa"):
+    with pytest.raises(ValueError, match=r"LF030.*'flash'.*auto, reference, sdpa, gemm"):
         LongformerModel(config, attn_implementation="flash")
     model = LongformerModel(config)
     with pytest.raises(ValueError, match="LF030"):
