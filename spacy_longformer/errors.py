@@ -180,3 +180,31 @@ class Errors(metaclass=_ErrorsWithCodes):
         "The tokenizer takes text as `str`, got {type_name} ({value!r:.60}). Pass the document's "
         "text, e.g. `doc.text`."
     )
+    # spaCy layers and pipes (LF120-LF159)
+    LF120 = (
+        "The Longformer encoder has no weights yet: call `nlp.initialize()` (it loads the checkpoint "
+        "named by `[components.{name}.model] name`), or load a saved pipeline with `spacy.load`."
+    )
+    LF121 = (
+        "Can't load the Longformer checkpoint {path!r} given as `name` of the encoder: {error} Set "
+        "`[components.<encoder>.model] name` (or `--paths.longformer`) to a folder with config.json, "
+        "model.safetensors and tokenizer files."
+    )
+    LF122 = (
+        "The global-attention getter wants sentence starts, but the doc has none set. Add a "
+        "`sentencizer` or `parser` before the Longformer component, or set `sentence_starts = false`."
+    )
+    LF123 = "`{name}` must be {expected}, got {value!r}. Fix it in the encoder's config block."
+    LF124 = (
+        "The global-attention getter returned token index {index} for a doc of {n_tokens} tokens. A "
+        "getter must return indices of the doc's tokens (0 <= i < len(doc))."
+    )
+    LF125 = (
+        "Saved Longformer pipe data in {path} is incomplete: {missing} is missing. Save the pipeline "
+        "again with `nlp.to_disk`."
+    )
+    LF126 = (
+        "The Longformer listener of `{component}` received no output for this batch from its upstream "
+        "component `{upstream}`. Put `{upstream}` before `{component}` in the pipeline and keep it in "
+        "`[training] frozen_components` only together with `annotating_components`."
+    )

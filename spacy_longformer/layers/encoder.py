@@ -1,0 +1,310 @@
+"""The encoder as a thinc Model: List[Doc] -> List[LongformerData].
+
+Per batch: tokenize each doc's text, align pieces to tokens, pick global tokens with the getter,
+cut docs longer than one window into overlapping windows on token edges, sort all windows by
+length and run them in groups of at most ``max_batch_pieces`` padded pieces, then merge each doc's
+windows back (best context). Weights arrive at ``initialize`` from the checkpoint folder ``name``,
+or from a saved pipeline; construction reads nothing from disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import srsly
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import Model, PyTorchGradScaler, PyTorchShim, get_torch_default_device, torch2xp, xp2torch
+from thinc.types import ArgsKwargs, Floats2d, Ragged
+
+from ..errors import Errors
+from ..model import LongformerConfig, LongformerModel
+from ..tokenization import LongformerTokenizer
+from .alignment import align_tokens, cut_points, plan_windows, window_owners
+from .global_attention import GlobalAttentionGetter, configure_global_attention
+from .types import LongformerData
+
+EncoderModel = Model[list[Doc], list[LongformerData]]
+
+
+@registry.architectures("spacy-longformer.LongformerEncoder.v1")
+def build_longformer_encoder_v1(
+    name: str,
+    global_attention: GlobalAttentionGetter | None = None,
+    max_window_pieces: int | None = None,
+    window_overlap: int = 256,
+    max_batch_pieces: int = 16384,
+    mixed_precision: bool = False,
+    grad_scaler_config: dict | None = None,
+    attn_implementation: str = "auto",
+    gradient_checkpointing: bool = False,
+) -> EncoderModel:
+    """A Longformer checkpoint folder as a thinc Model.
+
+    name: the checkpoint folder (config.json, model.safetensors, tokenizer files), read at
+        ``initialize``. global_attention: a getter (default: ``<s>`` of every window).
+    max_window_pieces: pieces per window, ``<s>``/``</s>`` excluded (default: what the position
+        table holds); longer docs run as overlapping windows, ``window_overlap`` pieces apart.
+    max_batch_pieces: padded pieces per forward pass, which bounds memory whatever the mix of
+        lengths. mixed_precision / grad_scaler_config: as thinc's PyTorch wrappers (CUDA autocast).
+    """
+    for key, value, minimum in (
+        ("window_overlap", window_overlap, 0),
+        ("max_batch_pieces", max_batch_pieces, 1),
+        ("max_window_pieces", max_window_pieces or 2, 2),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(Errors.LF123.format(name=key, expected=f"an int >= {minimum}", value=value))
+    return Model(
+        "longformer_encoder",
+        _forward,
+        init=_init,
+        dims={"nO": None},
+        attrs={
+            "name": name,
+            "global_attention": global_attention or configure_global_attention(),
+            "max_window_pieces": max_window_pieces,
+            "window_overlap": window_overlap,
+            "max_batch_pieces": max_batch_pieces,
+            "mixed_precision": mixed_precision,
+            "grad_scaler_config": dict(grad_scaler_config or {}),
+            "attn_implementation": attn_implementation,
+            "gradient_checkpointing": gradient_checkpointing,
+        },
+    )
+
+
+def _init(model: EncoderModel, X: Any = None, Y: Any = None) -> None:
+    """Load the checkpoint named by ``name`` (weights, config and tokenizer)."""
+    path = model.attrs["name"]
+    try:
+        torch_model = LongformerModel.from_pretrained(
+            path,
+            add_pooling_layer=False,
+            attn_implementation=model.attrs["attn_implementation"],
+            gradient_checkpointing=model.attrs["gradient_checkpointing"],
+        )
+        tokenizer = LongformerTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise ValueError(Errors.LF121.format(path=str(path), error=err)) from err
+    attach(model, torch_model, tokenizer)
+
+
+def attach(model: EncoderModel, torch_model: LongformerModel, tokenizer: LongformerTokenizer) -> None:
+    """Give the thinc Model its PyTorch encoder and tokenizer (at initialize or deserialization)."""
+    torch_model.set_attn_implementation(model.attrs["attn_implementation"])
+    torch_model.gradient_checkpointing = model.attrs["gradient_checkpointing"]
+    shim = PyTorchShim(
+        torch_model,
+        mixed_precision=model.attrs["mixed_precision"],
+        grad_scaler=PyTorchGradScaler(**model.attrs["grad_scaler_config"]),
+        serialize_model=_torch_to_bytes,
+        deserialize_model=_torch_from_bytes,
+    )
+    model.shims[:] = [shim]
+    model.attrs["tokenizer"] = tokenizer
+    model.set_dim("nO", torch_model.config.hidden_size, force=True)
+
+
+def torch_model_of(model: EncoderModel) -> LongformerModel:
+    if not model.shims:
+        raise ValueError(Errors.LF120.format(name="<encoder>"))
+    return model.shims[0]._model
+
+
+def to_bytes(model: EncoderModel) -> bytes:
+    """Config, weights (safetensors) and tokenizer of an initialized encoder."""
+    return srsly.msgpack_dumps(
+        {"torch": _torch_to_bytes(torch_model_of(model)), "tokenizer": model.attrs["tokenizer"].to_bytes()}
+    )
+
+
+def from_bytes(model: EncoderModel, data: bytes) -> None:
+    msg = srsly.msgpack_loads(data)
+    torch_model = _torch_from_bytes(None, msg["torch"], get_torch_default_device())
+    attach(model, torch_model, LongformerTokenizer.from_bytes(msg["tokenizer"]))
+
+
+def to_disk(model: EncoderModel, path: Path) -> None:
+    """An HF checkpoint folder: config.json, model.safetensors and the tokenizer files."""
+    torch_model_of(model).save_pretrained(path)
+    model.attrs["tokenizer"].save_pretrained(path)
+
+
+def from_disk(model: EncoderModel, path: Path) -> None:
+    torch_model = LongformerModel.from_pretrained(path, add_pooling_layer=False)
+    attach(model, torch_model.to(get_torch_default_device()), LongformerTokenizer.from_pretrained(path))
+
+
+def _torch_to_bytes(torch_model: LongformerModel) -> bytes:
+    state = {k: v.detach().cpu().contiguous() for k, v in torch_model.state_dict().items()}
+    return srsly.msgpack_dumps({"config": torch_model.config.to_dict(), "weights": save_safetensors(state)})
+
+
+def _torch_from_bytes(_: Any, data: bytes, device: torch.device) -> LongformerModel:
+    msg = srsly.msgpack_loads(data)
+    torch_model = LongformerModel(LongformerConfig.from_dict(msg["config"]), add_pooling_layer=False)
+    torch_model.load_state_dict(load_safetensors(msg["weights"]), strict=True)
+    return torch_model.to(device)
+
+
+@dataclass
+class _DocPlan:
+    ids: np.ndarray  # (n_pieces,) <s> pieces </s>
+    global_mask: np.ndarray  # (n_pieces,) bool
+    alignment: Ragged
+    windows: list[tuple[int, int]]  # ranges of inner pieces, indices into ids
+    owners: np.ndarray  # (n_pieces,) window of each piece
+
+
+def plan_doc(
+    doc: Doc,
+    tokenizer: LongformerTokenizer,
+    *,
+    getter: GlobalAttentionGetter,
+    window: int,
+    overlap: int,
+) -> _DocPlan:
+    """Pieces, alignment, global pieces and windows for one doc."""
+    encoded = tokenizer.encode(doc.text)
+    ids = np.asarray(encoded.ids, dtype="int64")
+    inner_offsets = np.asarray(encoded.offsets[1:-1], dtype="int64").reshape(-1, 2)
+    spans = np.asarray([(t.idx, t.idx + len(t.text)) for t in doc], dtype="int64").reshape(-1, 2)
+    inner = align_tokens(inner_offsets, spans)
+    alignment = Ragged(np.asarray(inner.dataXd) + 1, inner.lengths)  # shift past <s>
+    choice = getter(doc)
+    global_mask = np.zeros(len(ids), dtype=bool)
+    global_mask[0] = choice.cls
+    if len(choice.tokens):
+        if choice.tokens.min() < 0 or choice.tokens.max() >= len(doc):
+            bad = int(choice.tokens.max() if choice.tokens.max() >= len(doc) else choice.tokens.min())
+            raise ValueError(Errors.LF124.format(index=bad, n_tokens=len(doc)))
+        starts = np.cumsum(alignment.lengths) - alignment.lengths
+        data = np.asarray(alignment.dataXd)
+        for token in choice.tokens:
+            global_mask[data[starts[token] : starts[token] + alignment.lengths[token]]] = True
+    n_inner = len(ids) - 2
+    inner_alignment = Ragged(np.asarray(alignment.dataXd) - 1, alignment.lengths)
+    windows = [
+        (a + 1, b + 1)
+        for a, b in plan_windows(cut_points(inner_alignment, n_inner), size=window, overlap=overlap)
+    ]
+    owners = np.zeros(len(ids), dtype="i")
+    owners[1:-1] = window_owners([(a - 1, b - 1) for a, b in windows], n_inner)
+    owners[-1] = len(windows) - 1
+    return _DocPlan(ids, global_mask, alignment, windows, owners)
+
+
+def _window_inputs(plan: _DocPlan, index: int, *, cls: bool) -> tuple[np.ndarray, np.ndarray]:
+    start, end = plan.windows[index]
+    ids = np.concatenate([plan.ids[:1], plan.ids[start:end], plan.ids[-1:]])
+    glob = np.concatenate([[cls], plan.global_mask[start:end], [False]])
+    return ids, glob
+
+
+def _forward(model: EncoderModel, docs: list[Doc], is_train: bool) -> tuple[list[LongformerData], Callable]:
+    if not model.shims:
+        raise ValueError(Errors.LF120.format(name="<encoder>"))
+    shim = model.shims[0]
+    torch_model: LongformerModel = shim._model
+    config = torch_model.config
+    tokenizer: LongformerTokenizer = model.attrs["tokenizer"]
+    window = model.attrs["max_window_pieces"] or config.max_tokens - 2
+    window = min(window, config.max_tokens - 2)
+    plans = [
+        plan_doc(
+            doc,
+            tokenizer,
+            getter=model.attrs["global_attention"],
+            window=window,
+            overlap=min(model.attrs["window_overlap"], window // 2),
+        )
+        for doc in docs
+    ]
+    items = [(d, w) for d, plan in enumerate(plans) for w in range(len(plan.windows))]
+    lengths = {(d, w): plans[d].windows[w][1] - plans[d].windows[w][0] + 2 for d, w in items}
+    items.sort(key=lambda item: -lengths[item])
+    groups = _group(items, lengths, model.attrs["max_batch_pieces"])
+    ops = model.ops
+    outputs: dict[tuple[int, int], Floats2d] = {}
+    backprops = []
+    for group in groups:
+        width = max(lengths[item] for item in group)
+        ids = np.full((len(group), width), config.pad_token_id, dtype="int64")
+        attention = np.zeros((len(group), width), dtype="int64")
+        glob = np.zeros((len(group), width), dtype="int64")
+        for row, (d, w) in enumerate(group):
+            window_ids, window_glob = _window_inputs(plans[d], w, cls=bool(plans[d].global_mask[0]))
+            ids[row, : len(window_ids)] = window_ids
+            attention[row, : len(window_ids)] = 1
+            glob[row, : len(window_ids)] = window_glob
+        device = shim.device
+        inputs = ArgsKwargs(
+            args=(),
+            kwargs={
+                "input_ids": torch.from_numpy(ids).to(device),
+                "attention_mask": torch.from_numpy(attention).to(device),
+                "global_attention_mask": torch.from_numpy(glob).to(device),
+            },
+        )
+        torch_output, torch_backprop = shim(inputs, is_train)
+        hidden = torch_output.last_hidden_state
+        states = torch2xp(hidden.float() if hidden.dtype != torch.float32 else hidden)
+        for row, item in enumerate(group):
+            outputs[item] = states[row, : lengths[item]]
+        backprops.append((group, hidden, torch_backprop, width))
+
+    datas = []
+    for d, plan in enumerate(plans):
+        state = ops.alloc2f(len(plan.ids), torch_model.config.hidden_size)
+        for w, (start, end) in enumerate(plan.windows):
+            window_state = outputs[(d, w)]
+            owned = np.flatnonzero(plan.owners[start:end] == w) + start
+            state[ops.asarray1i(owned)] = window_state[ops.asarray1i(owned - start + 1)]
+        state[0] = outputs[(d, 0)][0]
+        state[-1] = outputs[(d, len(plan.windows) - 1)][-1]
+        datas.append(
+            LongformerData(
+                input_ids=plan.ids,
+                last_hidden_state=state,
+                global_attention_mask=plan.global_mask.astype("int8"),
+                alignment=plan.alignment,
+                windows=list(plan.windows),
+            )
+        )
+
+    def backprop(d_states: list[Floats2d]) -> list[Doc]:
+        for group, hidden, torch_backprop, width in backprops:
+            d_hidden = ops.alloc3f(len(group), width, hidden.shape[-1])
+            for row, (d, w) in enumerate(group):
+                plan, start_end = plans[d], plans[d].windows[w]
+                start, end = start_end
+                owned = np.flatnonzero(plan.owners[start:end] == w) + start
+                d_hidden[row, ops.asarray1i(owned - start + 1)] = d_states[d][ops.asarray1i(owned)]
+                if w == 0:
+                    d_hidden[row, 0] = d_states[d][0]
+                if w == len(plan.windows) - 1:
+                    d_hidden[row, end - start + 1] = d_states[d][-1]
+            grad = xp2torch(d_hidden, device=hidden.device).to(hidden.dtype)
+            torch_backprop(ArgsKwargs(args=(hidden,), kwargs={"grad_tensors": (grad,)}))
+        return []
+
+    return datas, backprop
+
+
+def _group(items: list, lengths: dict, budget: int) -> list[list]:
+    """Consecutive items (sorted longest first) while rows x longest stays within the budget."""
+    groups: list[list] = []
+    for item in items:
+        if groups and (len(groups[-1]) + 1) * lengths[groups[-1][0]] <= budget:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups

@@ -1,0 +1,141 @@
+"""Let spaCy's own components (ner, textcat, spancat, tagger) train on a shared encoder.
+
+The ``longformer_encoder`` pipe runs once per batch and hands its output to every listener; each
+listener's component backpropagates into it, and the last one triggers the encoder's update (the
+mechanism of spaCy's ``Tok2Vec`` and spacy-transformers). At prediction a listener reads
+``doc._.longformer``, set by the encoder earlier in the pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import Model, chain, reduce_mean
+from thinc.types import Floats2d, Ragged
+
+from ..errors import Errors
+from .types import LongformerData
+
+
+class LongformerListener(Model):
+    """Receives the upstream encoder's output for a batch; its ``upstream_name`` picks the encoder
+    (``*``: any). Holds the batch until its component's backward pass, then forgets it."""
+
+    name = "longformer_listener"
+
+    def __init__(self, upstream_name: str, grad_factor: float) -> None:
+        super().__init__(
+            name=self.name, forward=_listener_forward, dims={"nO": None}, attrs={"grad_factor": grad_factor}
+        )
+        self.upstream_name = upstream_name
+        self._batch_id: int | None = None
+        self._outputs: list[LongformerData] | None = None
+        self._backprop: Callable | None = None
+
+    @classmethod
+    def get_batch_id(cls, docs: list[Doc]) -> int:
+        return sum(sum(token.orth for token in doc) for doc in docs)
+
+    def receive(self, batch_id: int, outputs: list[LongformerData], backprop: Callable) -> None:
+        self._batch_id = batch_id
+        self._outputs = outputs
+        self._backprop = backprop
+
+    def verify_inputs(self, docs: list[Doc]) -> None:
+        if self._batch_id is None or self._batch_id != self.get_batch_id(docs):
+            raise ValueError(
+                Errors.LF126.format(component="the listening component", upstream=self.upstream_name)
+            )
+
+
+def _listener_forward(
+    model: LongformerListener, docs: list[Doc], is_train: bool
+) -> tuple[list[LongformerData], Callable]:
+    if is_train:
+        model.verify_inputs(docs)
+        outputs, upstream_backprop = model._outputs, model._backprop
+        factor = model.attrs["grad_factor"]
+
+        def backprop(d_states: list[Floats2d]) -> list:
+            model._batch_id = model._outputs = model._backprop = None
+            return upstream_backprop([d * factor for d in d_states])
+
+        return outputs, backprop
+    width = model.get_dim("nO")
+    outputs = []
+    for doc in docs:
+        data = doc._.longformer if Doc.has_extension("longformer") else None
+        if data is None:
+            # Not run through the encoder yet (e.g. while a component initializes): zeros.
+            lengths = np.ones(len(doc), dtype="i")
+            data = LongformerData(
+                input_ids=np.zeros(len(doc), dtype="int64"),
+                last_hidden_state=model.ops.alloc2f(len(doc), width),
+                global_attention_mask=np.zeros(len(doc), dtype="int8"),
+                alignment=Ragged(np.arange(len(doc), dtype="i"), lengths),
+            )
+        else:
+            data = LongformerData(
+                input_ids=data.input_ids,
+                last_hidden_state=model.ops.asarray2f(data.last_hidden_state),
+                global_attention_mask=data.global_attention_mask,
+                alignment=data.alignment,
+                windows=data.windows,
+            )
+        outputs.append(data)
+    return outputs, lambda d_states: []
+
+
+def pieces_to_tokens(pooling: Model[Ragged, Floats2d]) -> Model[list[LongformerData], list[Floats2d]]:
+    """One vector per spaCy token from its pieces, by ``pooling`` (e.g. mean)."""
+    return Model("pieces_to_tokens", _pieces_forward, layers=[pooling], init=_pieces_init, dims={"nO": None})
+
+
+def _pieces_init(
+    model: Model, X: list[LongformerData] | None = None, Y: list[Floats2d] | None = None
+) -> None:
+    if X:
+        model.set_dim("nO", X[0].width, force=True)
+
+
+def _pieces_forward(
+    model: Model, datas: list[LongformerData], is_train: bool
+) -> tuple[list[Floats2d], Callable]:
+    pooling = model.layers[0]
+    ops = model.ops
+    tokens, callbacks = [], []
+    for data in datas:
+        index = ops.asarray1i(data.alignment.dataXd)
+        rows = Ragged(data.last_hidden_state[index], ops.asarray1i(data.alignment.lengths))
+        pooled, pool_backprop = pooling(rows, is_train)
+        tokens.append(pooled)
+        callbacks.append((pool_backprop, index, data.last_hidden_state.shape))
+
+    def backprop(d_tokens: list[Floats2d]) -> list[Floats2d]:
+        d_states = []
+        for d_pooled, (pool_backprop, index, shape) in zip(d_tokens, callbacks, strict=True):
+            d_rows = pool_backprop(d_pooled).dataXd
+            d_state = ops.alloc2f(*shape)
+            ops.scatter_add(d_state, index, d_rows)
+            d_states.append(d_state)
+        return d_states
+
+    return tokens, backprop
+
+
+@registry.architectures("spacy-longformer.LongformerListener.v1")
+def build_longformer_listener_v1(
+    upstream: str = "*",
+    pooling: Model[Ragged, Floats2d] | None = None,
+    grad_factor: float = 1.0,
+) -> Model[list[Doc], list[Floats2d]]:
+    """A tok2vec for spaCy components: the shared encoder's states, pooled per token.
+
+    upstream: the encoder component's name (``*`` for any); pooling: pieces -> token (default
+    mean); grad_factor: scales the gradient this component sends into the encoder.
+    """
+    listener = LongformerListener(upstream, grad_factor)
+    return chain(listener, pieces_to_tokens(pooling or reduce_mean()))

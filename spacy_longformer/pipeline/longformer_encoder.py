@@ -1,0 +1,179 @@
+"""The ``longformer_encoder`` pipe: runs the encoder, sets ``doc._.longformer`` and ``doc.tensor``,
+and shares its output with listening components during training."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import srsly
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc
+from spacy.training import Example, validate_examples
+from spacy.util import ensure_path
+from spacy.vocab import Vocab
+from thinc.api import Config, Model, Optimizer, set_dropout_rate
+
+from ..errors import Errors
+from ..layers import encoder as encoder_layer
+from ..layers.listener import LongformerListener
+from ..layers.types import LongformerData
+
+DEFAULT_ENCODER_MODEL = """
+[model]
+@architectures = "spacy-longformer.LongformerEncoder.v1"
+name = ""
+max_window_pieces = null
+window_overlap = 256
+max_batch_pieces = 16384
+mixed_precision = false
+attn_implementation = "auto"
+gradient_checkpointing = false
+
+[model.global_attention]
+@misc = "spacy-longformer.global_attention.v1"
+cls = true
+spans_key = null
+sentence_starts = false
+entities = false
+
+[model.grad_scaler_config]
+"""
+
+if not Doc.has_extension("longformer"):
+    Doc.set_extension("longformer", default=None)
+
+
+@Language.factory(
+    "longformer_encoder",
+    assigns=["doc._.longformer", "doc.tensor"],
+    default_config={"model": Config().from_str(DEFAULT_ENCODER_MODEL)["model"]},
+)
+def make_longformer_encoder(nlp: Language, name: str, model: Model) -> LongformerEncoder:
+    return LongformerEncoder(nlp.vocab, model, name=name)
+
+
+class LongformerEncoder(TrainablePipe):
+    """A Longformer checkpoint as a pipeline component; ``listeners`` train on its output."""
+
+    def __init__(self, vocab: Vocab, model: Model, name: str = "longformer_encoder") -> None:
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.listener_map: dict[str, list[LongformerListener]] = {}
+        self.cfg: dict[str, Any] = {}
+
+    @property
+    def listeners(self) -> list[LongformerListener]:
+        return [m for c in self.listening_components for m in self.listener_map[c]]
+
+    @property
+    def listening_components(self) -> list[str]:
+        return list(self.listener_map.keys())
+
+    def add_listener(self, listener: LongformerListener, component_name: str) -> None:
+        self.listener_map.setdefault(component_name, [])
+        if listener not in self.listener_map[component_name]:
+            self.listener_map[component_name].append(listener)
+        if self.model.has_dim("nO") and listener.has_dim("nO") is None:
+            listener.set_dim("nO", self.model.get_dim("nO"))
+
+    def remove_listener(self, listener: LongformerListener, component_name: str) -> bool:
+        if listener in self.listener_map.get(component_name, []):
+            self.listener_map[component_name].remove(listener)
+            if not self.listener_map[component_name]:
+                del self.listener_map[component_name]
+            return True
+        return False
+
+    def find_listeners(self, component: Any) -> None:
+        names = ("*", self.name)
+        if isinstance(getattr(component, "model", None), Model):
+            for node in component.model.walk():
+                if isinstance(node, LongformerListener) and node.upstream_name in names:
+                    self.add_listener(node, component.name)
+
+    def predict(self, docs: Iterable[Doc]) -> list[LongformerData]:
+        return self.model.predict(list(docs))
+
+    def set_annotations(self, docs: Sequence[Doc], outputs: list[LongformerData]) -> None:
+        for doc, data in zip(docs, outputs, strict=True):
+            data = data.to_cpu()
+            doc._.longformer = data
+            doc.tensor = data.token_vectors()
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optimizer | None = None,
+        losses: dict[str, float] | None = None,
+    ) -> dict[str, float]:
+        """Run the encoder once and hand its output to the listeners; the last listener's backward
+        pass sends the summed gradient into the encoder and, with ``sgd``, updates it."""
+        losses = {} if losses is None else losses
+        validate_examples(examples, "LongformerEncoder.update")
+        docs = [eg.predicted for eg in examples]
+        set_dropout_rate(self.model, drop)
+        outputs, backprop_encoder = self.model.begin_update(docs)
+        d_states = [self.model.ops.alloc2f(*data.last_hidden_state.shape) for data in outputs]
+        losses.setdefault(self.name, 0.0)
+
+        def accumulate_gradient(one_d_states: list) -> list:
+            for i, d in enumerate(one_d_states):
+                d_states[i] += d
+                losses[self.name] += float((d**2).sum())
+            return []
+
+        def backprop(one_d_states: list) -> list:
+            accumulate_gradient(one_d_states)
+            d_docs = backprop_encoder(d_states)
+            if sgd is not None:
+                self.finish_update(sgd)
+            return d_docs
+
+        batch_id = LongformerListener.get_batch_id(docs)
+        for listener in self.listeners[:-1]:
+            listener.receive(batch_id, outputs, accumulate_gradient)
+        if self.listeners:
+            self.listeners[-1].receive(batch_id, outputs, backprop)
+        return losses
+
+    def get_loss(self, examples: Iterable[Example], scores: Any) -> None:
+        return None
+
+    def initialize(
+        self, get_examples: Callable[[], Iterable[Example]], *, nlp: Language | None = None
+    ) -> None:
+        """Load the checkpoint (weights, config, tokenizer) named by the model's ``name``."""
+        self.model.initialize()
+        for listener in self.listeners:
+            listener.set_dim("nO", self.model.get_dim("nO"), force=True)
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        return srsly.msgpack_dumps({"cfg": self.cfg, "encoder": encoder_layer.to_bytes(self.model)})
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> LongformerEncoder:
+        msg = srsly.msgpack_loads(bytes_data)
+        self.cfg = msg["cfg"]
+        encoder_layer.from_bytes(self.model, msg["encoder"])
+        return self
+
+    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = tuple()) -> None:
+        """``cfg`` plus an HF checkpoint folder ``encoder/`` (config, safetensors, tokenizer)."""
+        path = ensure_path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(path / "cfg", self.cfg)
+        encoder_layer.to_disk(self.model, path / "encoder")
+
+    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = tuple()) -> LongformerEncoder:
+        path = ensure_path(path)
+        for part in ("cfg", "encoder"):
+            if not (path / part).exists():
+                raise ValueError(Errors.LF125.format(path=path, missing=part))
+        self.cfg = srsly.read_json(path / "cfg")
+        encoder_layer.from_disk(self.model, path / "encoder")
+        return self

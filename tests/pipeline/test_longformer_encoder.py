@@ -1,0 +1,254 @@
+"""The longformer_encoder pipe against transformers, on long and odd documents, saved and reloaded."""
+
+import shutil
+
+import numpy as np
+import pytest
+import spacy
+import torch
+import transformers
+from spacy.tokens import Span
+from spacy.training import Example
+
+from spacy_longformer.layers.types import LongformerData
+from spacy_longformer.random_checkpoint import synthetic_text
+
+TEXTS = [
+    "Hello world! This is a short contract.",
+    "naïve café in 東京 — résumé 🙂👍🏽 done.",
+    "Tabs\tand\nnewlines\n\n  and   repeated    spaces.  ",
+    " leading space, trailing newline\n",
+    "Numbers 1,234.56 and e-mail a.b@c.de (parenthesised) [brackets] {braces}",
+]
+
+
+@pytest.fixture(scope="module")
+def nlp(tiny_checkpoint):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("longformer_encoder", config={"model": {"name": str(tiny_checkpoint)}})
+    nlp.initialize()
+    return nlp
+
+
+@pytest.fixture(scope="module")
+def hf(tiny_checkpoint):
+    model = transformers.LongformerModel.from_pretrained(tiny_checkpoint).eval()
+    tokenizer = transformers.LongformerTokenizerFast.from_pretrained(tiny_checkpoint)
+    return model, tokenizer
+
+
+def _hf_states(model, ids, global_positions=(0,)):
+    input_ids = torch.tensor([ids])
+    glob = torch.zeros_like(input_ids)
+    glob[0, list(global_positions)] = 1
+    with torch.no_grad():
+        return model(input_ids, global_attention_mask=glob).last_hidden_state[0].numpy()
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_states_and_ids_match_transformers(nlp, hf, text):
+    model, tokenizer = hf
+    doc = nlp(text)
+    data = doc._.longformer
+    assert data.input_ids.tolist() == tokenizer(text)["input_ids"]
+    assert data.windows == [(1, len(data.input_ids) - 1)]
+    expected = _hf_states(model, data.input_ids.tolist())
+    assert np.abs(data.last_hidden_state - expected).max() <= 1e-4
+    assert data.global_attention_mask.tolist() == [1] + [0] * (len(data.input_ids) - 1)
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_doc_tensor_is_the_mean_of_each_tokens_pieces(nlp, text):
+    doc = nlp(text)
+    data = doc._.longformer
+    assert doc.tensor.shape == (len(doc), 32) and np.isfinite(doc.tensor).all()
+    lengths, pieces = np.asarray(data.alignment.lengths), np.asarray(data.alignment.dataXd)
+    starts = np.cumsum(lengths) - lengths
+    for i, token in enumerate(doc):
+        rows = pieces[starts[i] : starts[i] + lengths[i]]
+        assert len(rows) >= 1
+        np.testing.assert_allclose(doc.tensor[i], data.last_hidden_state[rows].mean(0), atol=1e-6)
+        if not token.is_space:
+            # the token's pieces cover its characters
+            offsets = [o for o in _offsets(nlp, doc.text)[rows]]
+            assert min(o[0] for o in offsets) <= token.idx + 1
+            assert max(o[1] for o in offsets) >= token.idx + len(token.text) - 1
+
+
+def _offsets(nlp, text):
+    tokenizer = nlp.get_pipe("longformer_encoder").model.attrs["tokenizer"]
+    return np.asarray(tokenizer.encode(text).offsets)
+
+
+def test_long_document_windows_match_transformers_per_window(nlp, hf):
+    """Each piece's state is transformers' state for it in the window that owns it."""
+    model, _ = hf
+    doc = nlp(synthetic_text(400, seed=3))
+    data = doc._.longformer
+    assert len(data.windows) > 2 and data.n_pieces > 126
+    ids = data.input_ids
+    checked = 0
+    for w, (a, b) in enumerate(data.windows):
+        assert b - a <= 126
+        expected = _hf_states(model, [ids[0], *ids[a:b], ids[-1]])
+        nxt = data.windows[w + 1][0] if w + 1 < len(data.windows) else b
+        prev_end = data.windows[w - 1][1] if w else a
+        lo, hi = (a + prev_end + 1) // 2 if w else 0, (nxt + b + 1) // 2 if w + 1 < len(data.windows) else b
+        for i in range(max(lo, a), min(hi, b)):
+            assert np.abs(data.last_hidden_state[i] - expected[i - a + 1]).max() <= 1e-4
+            checked += 1
+    assert checked == data.n_pieces - 2
+    assert np.isfinite(doc.tensor).all() and doc.tensor.shape == (len(doc), 32)
+
+
+def test_windows_are_cut_on_token_boundaries(nlp):
+    doc = nlp(synthetic_text(300, seed=4))
+    data = doc._.longformer
+    lengths, pieces = np.asarray(data.alignment.lengths), np.asarray(data.alignment.dataXd)
+    starts = np.cumsum(lengths) - lengths
+    token_of_piece = {}
+    for t, (s, n) in enumerate(zip(starts, lengths, strict=True)):
+        for p in pieces[s : s + n]:
+            token_of_piece.setdefault(int(p), set()).add(t)
+    for a, b in data.windows[1:]:
+        assert not (token_of_piece.get(a - 1, set()) & token_of_piece.get(a, {-1}))
+
+
+def test_very_long_empty_and_whitespace_documents(nlp):
+    words = (synthetic_text(20000, seed=5)).split(" ")
+    doc = nlp(" ".join(words[:20000]))
+    assert len(doc) >= 20000
+    assert doc.tensor.shape == (len(doc), 32) and np.isfinite(doc.tensor).all()
+    for text in ("", "   ", "\n\n\t "):
+        doc = nlp(text)
+        assert doc.tensor.shape == (len(doc), 32) and np.isfinite(doc.tensor).all()
+
+
+def test_pipe_batches_equal_single_calls(nlp):
+    texts = TEXTS + [synthetic_text(150, seed=6), ""]
+    singles = [nlp(t) for t in texts]
+    for batch_size in (1, 3, 8):
+        for doc, single in zip(nlp.pipe(texts, batch_size=batch_size), singles, strict=True):
+            np.testing.assert_allclose(doc.tensor, single.tensor, atol=1e-5)
+
+
+def test_max_batch_pieces_bounds_each_forward_without_changing_results(tiny_checkpoint):
+    texts = [synthetic_text(n, seed=n) for n in (5, 40, 120, 300)]
+    outputs = []
+    for budget in (128, 100000):
+        nlp = spacy.blank("en")
+        nlp.add_pipe(
+            "longformer_encoder", config={"model": {"name": str(tiny_checkpoint), "max_batch_pieces": budget}}
+        )
+        nlp.initialize()
+        outputs.append([d.tensor for d in nlp.pipe(texts, batch_size=4)])
+    for a, b in zip(*outputs, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_global_attention_from_a_span_group(tiny_checkpoint, hf):
+    model, _ = hf
+    nlp = spacy.blank("en")
+    getter = {"@misc": "spacy-longformer.global_attention.v1", "cls": False, "spans_key": "topics"}
+    encoder = nlp.add_pipe(
+        "longformer_encoder", config={"model": {"name": str(tiny_checkpoint), "global_attention": getter}}
+    )
+    nlp.initialize()
+    doc = nlp.make_doc("The parties agree on payment terms and on delivery dates.")
+    doc.spans["topics"] = [Span(doc, 4, 6)]
+    doc = encoder(doc)
+    data = doc._.longformer
+    glob = np.flatnonzero(data.global_attention_mask)
+    assert len(glob) >= 2 and 0 not in glob
+    expected = _hf_states(model, data.input_ids.tolist(), glob.tolist())
+    assert np.abs(data.last_hidden_state - expected).max() <= 1e-4
+    # an absent group means no global tokens
+    assert encoder(nlp.make_doc("No topics here."))._.longformer.global_attention_mask.sum() == 0
+
+
+def test_sentence_starts_need_sentence_boundaries(tiny_checkpoint):
+    nlp = spacy.blank("en")
+    getter = {"@misc": "spacy-longformer.global_attention.v1", "sentence_starts": True}
+    nlp.add_pipe(
+        "longformer_encoder", config={"model": {"name": str(tiny_checkpoint), "global_attention": getter}}
+    )
+    nlp.initialize()
+    with pytest.raises(ValueError, match=r"LF122.*sentencizer"):
+        nlp("One sentence. Two sentences.")
+    nlp.add_pipe("sentencizer", first=True)
+    doc = nlp("One sentence. Two sentences.")
+    assert doc._.longformer.global_attention_mask.sum() >= 3
+
+
+def test_save_and_load_without_the_checkpoint(tiny_checkpoint, tmp_path):
+    source = tmp_path / "checkpoint"
+    shutil.copytree(tiny_checkpoint, source)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("longformer_encoder", config={"model": {"name": str(source)}})
+    nlp.initialize()
+    expected = [nlp(t).tensor for t in TEXTS]
+    nlp.to_disk(tmp_path / "pipeline")
+    shutil.rmtree(source)
+    loaded = spacy.load(tmp_path / "pipeline")
+    for text, tensor in zip(TEXTS, expected, strict=True):
+        np.testing.assert_array_equal(loaded(text).tensor, tensor)
+    data = loaded.get_pipe("longformer_encoder").to_bytes()
+    again = spacy.blank("en")
+    again.add_pipe("longformer_encoder", config={"model": {"name": "/nowhere"}}).from_bytes(data)
+    assert again.get_pipe("longformer_encoder").to_bytes() == data
+    np.testing.assert_array_equal(again(TEXTS[0]).tensor, expected[0])
+
+
+def test_docs_with_longformer_data_serialize(nlp):
+    doc = nlp(TEXTS[1])
+    back = spacy.tokens.Doc(nlp.vocab).from_bytes(doc.to_bytes())
+    assert isinstance(back._.longformer, LongformerData)
+    np.testing.assert_array_equal(back._.longformer.last_hidden_state, doc._.longformer.last_hidden_state)
+
+
+def test_uninitialized_and_missing_checkpoint_errors(tmp_path):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("longformer_encoder", config={"model": {"name": str(tmp_path / "missing")}})
+    with pytest.raises(ValueError, match="LF120"):
+        nlp("text")
+    with pytest.raises(ValueError, match=r"LF121.*missing.*does not exist"):
+        nlp.initialize()
+
+
+def test_listener_trains_spacy_ner(tiny_checkpoint):
+    """spaCy's own ner on the shared encoder: its loss goes down and the encoder is updated."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("longformer_encoder", config={"model": {"name": str(tiny_checkpoint)}})
+    nlp.add_pipe(
+        "ner",
+        config={
+            "model": {
+                "@architectures": "spacy.TransitionBasedParser.v2",
+                "state_type": "ner",
+                "extra_state_tokens": False,
+                "hidden_width": 32,
+                "maxout_pieces": 2,
+                "use_upper": True,
+                "tok2vec": {"@architectures": "spacy-longformer.LongformerListener.v1", "upstream": "*"},
+            }
+        },
+    )
+    data = [
+        ("Alice signed the contract in Paris.", [(0, 5, "PERSON"), (29, 34, "GPE")]),
+        ("Bob met Carol in Berlin yesterday.", [(0, 3, "PERSON"), (8, 13, "PERSON"), (17, 23, "GPE")]),
+        ("The contract was signed in Rome by Dave.", [(27, 31, "GPE"), (35, 39, "PERSON")]),
+    ]
+    examples = [Example.from_dict(nlp.make_doc(t), {"entities": ents}) for t, ents in data]
+    optimizer = nlp.initialize(lambda: examples)
+    assert nlp.get_pipe("longformer_encoder").listening_components == ["ner"]
+    encoder_weight = nlp.get_pipe("longformer_encoder").model.shims[0]._model.layers[0].ffn.output.weight
+    before = encoder_weight.detach().clone()
+    losses_seen = []
+    for _ in range(40):
+        losses = {}
+        nlp.update(examples, sgd=optimizer, losses=losses, drop=0.0)
+        losses_seen.append(losses["ner"])
+    assert losses_seen[-1] < losses_seen[0] * 0.5
+    assert not torch.equal(before, encoder_weight.detach())
+    doc = nlp("Alice signed the contract in Paris.")
+    assert [(e.text, e.label_) for e in doc.ents] == [("Alice", "PERSON"), ("Paris", "GPE")]
