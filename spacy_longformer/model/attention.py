@@ -84,6 +84,13 @@ class AttentionMask:
             is_global = (global_attention_mask != 0) & ~is_pad
         return cls(is_pad=is_pad, is_global=is_global, global_tokens=GlobalTokens.from_mask(is_global))
 
+    def row(self, index: int, length: int) -> AttentionMask:
+        """The mask of one batch row, cut to its first ``length`` tokens."""
+        is_global = self.is_global[index : index + 1, :length]
+        return AttentionMask(
+            self.is_pad[index : index + 1, :length], is_global, GlobalTokens.from_mask(is_global)
+        )
+
 
 @dataclass
 class AttentionOutput:
@@ -231,20 +238,36 @@ def fast_local_attention(
     )
     p = dropout if training else 0.0
     contexts = []
-    for part in _blocks(key, value, mask, one_sided=one_sided, block=block):
-        q = query[:, :, part.start : part.end]
-        if kernel == "sdpa":
-            context = nn.functional.scaled_dot_product_attention(
-                q, part.keys, part.values, attn_mask=part.allowed, dropout_p=p, scale=1.0
-            )
-        else:
-            bias = torch.zeros(part.allowed.shape, dtype=q.dtype, device=q.device)
-            bias = bias.masked_fill_(~part.allowed, torch.finfo(q.dtype).min)
-            # softmax of a half-precision input accumulates in float32 (as transformers' does).
-            probs = torch.softmax(bias + q @ part.keys.transpose(-1, -2), dim=-1)
-            context = nn.functional.dropout(probs, p=p, training=p > 0) @ part.values
-        contexts.append(context)
-    context = torch.cat(contexts, dim=2)
+    for row in range(batch):
+        # Rows one at a time keep the working set in cache and skip each row's trailing padding.
+        real = (~mask.is_pad[row]).nonzero()
+        length = int(real[-1]) + 1 if len(real) else 0
+        if length == 0:
+            contexts.append(query.new_zeros(1, heads, seq_len, head_dim))
+            continue
+        row_mask = mask.row(row, length)
+        parts = []
+        for part in _blocks(
+            key[row : row + 1, :, :length],
+            value[row : row + 1, :, :length],
+            row_mask,
+            one_sided=one_sided,
+            block=block,
+        ):
+            q = query[row : row + 1, :, part.start : part.end]
+            if kernel == "sdpa":
+                context = nn.functional.scaled_dot_product_attention(
+                    q, part.keys, part.values, attn_mask=part.allowed, dropout_p=p, scale=1.0
+                )
+            else:
+                bias = torch.zeros(part.allowed.shape, dtype=q.dtype, device=q.device)
+                bias = bias.masked_fill_(~part.allowed, torch.finfo(q.dtype).min)
+                # softmax of a half-precision input accumulates in float32 (as transformers' does).
+                probs = torch.softmax(bias + q @ part.keys.transpose(-1, -2), dim=-1)
+                context = nn.functional.dropout(probs, p=p, training=p > 0) @ part.values
+            parts.append(context)
+        contexts.append(nn.functional.pad(torch.cat(parts, dim=2), (0, 0, 0, seq_len - length)))
+    context = torch.cat(contexts, dim=0) if contexts else torch.zeros_like(query)
     if head_mask is not None:
         # The head mask scales probabilities, so it scales each head's weighted sum the same way.
         context = context * head_mask.view(1, heads, 1, 1).to(context.dtype)

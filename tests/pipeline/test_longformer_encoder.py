@@ -219,6 +219,7 @@ def test_uninitialized_and_missing_checkpoint_errors(tmp_path):
 
 def test_listener_trains_spacy_ner(tiny_checkpoint):
     """spaCy's own ner on the shared encoder: its loss goes down and the encoder is updated."""
+    spacy.util.fix_random_seed(0)
     nlp = spacy.blank("en")
     nlp.add_pipe("longformer_encoder", config={"model": {"name": str(tiny_checkpoint)}})
     nlp.add_pipe(
@@ -246,11 +247,11 @@ def test_listener_trains_spacy_ner(tiny_checkpoint):
     encoder_weight = nlp.get_pipe("longformer_encoder").model.shims[0]._model.layers[0].ffn.output.weight
     before = encoder_weight.detach().clone()
     losses_seen = []
-    for _ in range(40):
+    for _ in range(100):
         losses = {}
         nlp.update(examples, sgd=optimizer, losses=losses, drop=0.0)
         losses_seen.append(losses["ner"])
-    assert losses_seen[-1] < losses_seen[0] * 0.5
+    assert losses_seen[-1] < losses_seen[0] * 0.1
     assert not torch.equal(before, encoder_weight.detach())
     doc = nlp("Alice signed the contract in Paris.")
     assert [(e.text, e.label_) for e in doc.ents] == [("Alice", "PERSON"), ("Paris", "GPE")]
