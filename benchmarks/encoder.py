@@ -13,6 +13,7 @@ Peak memory is reported above the memory held before the run (weights, inputs), 
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import statistics
@@ -103,6 +104,7 @@ def _measure(
         run()
         peak = torch.cuda.max_memory_allocated() - before
     else:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # give freed memory back, so RSS counts live memory
         Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark
         before = _rss_kib("VmRSS") * 1024
         run()

