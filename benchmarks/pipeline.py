@@ -23,17 +23,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from memory import peak_rss
 
 app = typer.Typer(add_completion=False)
 
 WORDS = (2000, 4000, 6000, 8000)
-
-
-def _rss_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(field)
 
 
 def _build_nlp(impl: str, checkpoint: Path, window_tokens: int, stride_tokens: int):
@@ -72,16 +66,15 @@ def _measure(
     torch.set_num_threads(threads)
     nlp = _build_nlp(impl, checkpoint, window_tokens, stride_tokens)
     list(nlp.pipe(texts[:1]))  # warm-up
-    Path("/proc/self/clear_refs").write_text("5")
-    before = _rss_kib("VmRSS") * 1024
-    start = time.perf_counter()
-    n_tokens = sum(len(doc) for doc in nlp.pipe(texts, batch_size=2))
-    seconds = time.perf_counter() - start
+    with peak_rss() as memory:
+        start = time.perf_counter()
+        n_tokens = sum(len(doc) for doc in nlp.pipe(texts, batch_size=2))
+        seconds = time.perf_counter() - start
     return {
         "seconds": seconds,
         "docs_per_s": len(texts) / seconds,
         "tokens": n_tokens,
-        "peak_bytes": _rss_kib("VmHWM") * 1024 - before,
+        "peak_bytes": memory["bytes"],
     }
 
 
