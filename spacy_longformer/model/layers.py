@@ -15,10 +15,19 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "gelu_new": lambda x: nn.functional.gelu(x, approximate="tanh"),
     "gelu_pytorch_tanh": lambda x: nn.functional.gelu(x, approximate="tanh"),
     "gelu_fast": lambda x: nn.functional.gelu(x, approximate="tanh"),
+    "gelu_python": nn.functional.gelu,
+    "gelu_accurate": lambda x: nn.functional.gelu(x, approximate="tanh"),
+    "quick_gelu": lambda x: x * torch.sigmoid(1.702 * x),
     "relu": nn.functional.relu,
+    "relu2": lambda x: nn.functional.relu(x).square(),
+    "relu6": nn.functional.relu6,
+    "leaky_relu": nn.functional.leaky_relu,
     "silu": nn.functional.silu,
     "swish": nn.functional.silu,
+    "mish": nn.functional.mish,
+    "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,
+    "linear": lambda x: x,
 }
 
 

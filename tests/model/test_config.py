@@ -3,9 +3,13 @@
 import json
 
 import pytest
+import torch
 import transformers
+from transformers.activations import ACT2FN
 
 from spacy_longformer.model import LongformerConfig
+from spacy_longformer.model.config import ACTIVATIONS as ACTIVATION_NAMES
+from spacy_longformer.model.layers import ACTIVATIONS
 
 
 def test_defaults_equal_transformers():
@@ -73,7 +77,7 @@ def test_num_labels_without_id2label():
         ({"attention_window": [4, 4, 4], "num_hidden_layers": 2}, r"LF002.*3 entries.*2 layers"),
         ({"attention_window": "512"}, r"LF001.*'512'"),
         ({"hidden_size": 30, "num_attention_heads": 4}, r"LF004.*\(30\).*\(4\)"),
-        ({"hidden_act": "mish"}, r"LF006.*'mish'.*gelu"),
+        ({"hidden_act": "gelu_10"}, r"LF006.*'gelu_10'.*gelu"),
         ({"vocab_size": 2}, r"LF007.*`eos_token_id` is 2.*\(2\)"),
         ({"max_position_embeddings": 2}, r"LF008.*\(2\).*at least 3"),
         ({"hidden_size": 0}, r"LF005.*`hidden_size` must be a positive int, got 0"),
@@ -95,3 +99,9 @@ def test_unreadable_config(tmp_path):
     path.write_text(json.dumps([1, 2]))
     with pytest.raises(ValueError, match=r"LF010.*not a JSON object"):
         LongformerConfig.from_json_file(path)
+
+
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+def test_every_accepted_activation_matches_transformers(name):
+    x = torch.linspace(-6, 6, 101)
+    assert torch.allclose(ACTIVATIONS[name](x), ACT2FN[name](x), atol=1e-4), name
