@@ -120,49 +120,30 @@ def reference_local_attention(
     transformers' layout (batch, heads, seq, x + 2 * one_sided + 1). Rows of global queries are
     computed (and zeroed in the probabilities) but overwritten by the caller.
     """
-    batch, heads, seq_len, head_dim = query.shape
+    batch, heads, seq_len, _ = query.shape
     n_global = mask.global_tokens.count
-    # Local keys exclude padding and global tokens (those are scored once, as global keys).
-    local_key_ok = ~(mask.is_pad | mask.is_global)
-    if n_global:
-        gather_index = mask.global_tokens.index[:, None, :, None].expand(batch, heads, n_global, head_dim)
-        global_keys = key.gather(2, gather_index)  # (batch, heads, x, head_dim)
-        global_values = value.gather(2, gather_index)
-        global_key_ok = mask.global_tokens.valid[:, None, None, :]  # (batch, 1, 1, x)
-    block = block_size or max(2 * one_sided, 256)
     band_offsets = torch.arange(-one_sided, one_sided + 1, device=query.device)
     contexts, all_probs = [], []
-    for start in range(0, seq_len, block):
-        end = min(seq_len, start + block)
-        key_start, key_end = max(0, start - one_sided), min(seq_len, end + one_sided)
-        q = query[:, :, start:end]
-        q_pos = torch.arange(start, end, device=query.device)
-        k_pos = torch.arange(key_start, key_end, device=query.device)
-        in_band = (k_pos[None, :] - q_pos[:, None]).abs() <= one_sided  # (block, keys)
-        allowed = in_band[None, None] & local_key_ok[:, None, None, key_start:key_end]
-        scores = (q @ key[:, :, key_start:key_end].transpose(-1, -2)).float()
-        scores = scores.masked_fill(~allowed, _MASKED)
-        if n_global:
-            global_scores = (q @ global_keys.transpose(-1, -2)).float()
-            scores = torch.cat([global_scores.masked_fill(~global_key_ok, _MASKED), scores], dim=-1)
-        probs = torch.softmax(scores, dim=-1)
+    for part in _blocks(key, value, mask, one_sided=one_sided, block=block_size or max(2 * one_sided, 256)):
+        scores = (query[:, :, part.start : part.end] @ part.keys.transpose(-1, -2)).float()
+        probs = torch.softmax(scores.masked_fill(~part.allowed, _MASKED), dim=-1)
         if head_mask is not None:
             probs = probs * head_mask.view(1, heads, 1, 1)
-        probs = probs.masked_fill(mask.is_pad[:, None, start:end, None], 0.0).to(value.dtype)
+        probs = probs.masked_fill(mask.is_pad[:, None, part.start : part.end, None], 0.0).to(value.dtype)
         dropped = nn.functional.dropout(probs, p=dropout, training=training)
-        context = dropped[..., n_global:] @ value[:, :, key_start:key_end]
-        if n_global:
-            context = context + dropped[..., :n_global] @ global_values
-        contexts.append(context)
+        contexts.append(dropped @ part.values)
         if output_attentions:
             # Column j of the band is key i - one_sided + j; keys off either end get zero.
-            band_keys = q_pos[:, None] + band_offsets[None, :]  # (block, 2 * one_sided + 1)
+            band_keys = (
+                torch.arange(part.start, part.end, device=query.device)[:, None] + band_offsets[None, :]
+            )
             on_sequence = (band_keys >= 0) & (band_keys < seq_len)
-            columns = (band_keys - key_start).clamp(0, key_end - key_start - 1)
-            local = dropped[..., n_global:]
-            band = local.gather(-1, columns.expand(batch, heads, -1, -1)).masked_fill(~on_sequence, 0.0)
+            columns = n_global + (band_keys - part.key_start).clamp(0, part.keys.shape[2] - n_global - 1)
+            band = dropped.gather(-1, columns.expand(batch, heads, -1, -1)).masked_fill(~on_sequence, 0.0)
             block_probs = torch.cat([dropped[..., :n_global], band], dim=-1)
-            all_probs.append(block_probs.masked_fill(mask.is_global[:, None, start:end, None], 0.0))
+            all_probs.append(
+                block_probs.masked_fill(mask.is_global[:, None, part.start : part.end, None], 0.0)
+            )
     context = torch.cat(contexts, dim=2)
     return context, (torch.cat(all_probs, dim=2) if output_attentions else None)
 
@@ -173,6 +154,7 @@ class _Block:
 
     start: int
     end: int
+    key_start: int  # position of the first window key
     keys: Tensor  # (batch, heads, x + reach, head_dim)
     values: Tensor
     allowed: Tensor  # (batch, 1, block, x + reach) bool
@@ -181,7 +163,7 @@ class _Block:
 def _blocks(
     key: Tensor, value: Tensor, mask: AttentionMask, *, one_sided: int, block: int
 ) -> Iterator[_Block]:
-    """Cut the sequence into query blocks for the fast paths.
+    """Cut the sequence into query blocks (every implementation walks these).
 
     A padding query may attend to every key of its block (its row is zeroed after), so no row is
     fully masked and no kernel ever sees an empty softmax.
@@ -207,7 +189,7 @@ def _blocks(
             allowed = torch.cat([global_key_ok.expand(-1, -1, end - start, -1), allowed], dim=-1)
             keys = torch.cat([global_keys, keys], dim=2)
             values = torch.cat([global_values, values], dim=2)
-        yield _Block(start, end, keys, values, allowed | pad_query[:, :, start:end])
+        yield _Block(start, end, key_start, keys, values, allowed | pad_query[:, :, start:end])
 
 
 def _row_groups(mask: AttentionMask, device: torch.device) -> list[tuple[slice, int]]:
