@@ -161,7 +161,8 @@ class _DocPlan:
     global_mask: np.ndarray  # (n_pieces,) bool
     alignment: Ragged
     windows: list[tuple[int, int]]  # ranges of inner pieces, indices into ids
-    owners: np.ndarray  # (n_pieces,) window of each piece
+    # per window: the doc pieces it owns and their rows in the window's output (<s> at row 0)
+    owned: list[tuple[np.ndarray, np.ndarray]]
 
 
 def plan_doc(
@@ -199,7 +200,12 @@ def plan_doc(
     owners = np.zeros(len(ids), dtype="i")
     owners[1:-1] = window_owners([(a - 1, b - 1) for a, b in windows], n_inner)
     owners[-1] = len(windows) - 1
-    return _DocPlan(ids, global_mask, alignment, windows, owners)
+    owned = []
+    for w, (start, _) in enumerate(windows):
+        # <s> (piece 0) lands on row 0 of the first window, </s> on the last row of the last one.
+        pieces = np.flatnonzero(owners == w)
+        owned.append((pieces, pieces - start + 1))
+    return _DocPlan(ids, global_mask, alignment, windows, owned)
 
 
 def _window_inputs(plan: _DocPlan, index: int, *, cls: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -264,12 +270,8 @@ def _forward(model: EncoderModel, docs: list[Doc], is_train: bool) -> tuple[list
     datas = []
     for d, plan in enumerate(plans):
         state = ops.alloc2f(len(plan.ids), torch_model.config.hidden_size)
-        for w, (start, end) in enumerate(plan.windows):
-            window_state = outputs[(d, w)]
-            owned = np.flatnonzero(plan.owners[start:end] == w) + start
-            state[ops.asarray1i(owned)] = window_state[ops.asarray1i(owned - start + 1)]
-        state[0] = outputs[(d, 0)][0]
-        state[-1] = outputs[(d, len(plan.windows) - 1)][-1]
+        for w, (pieces, rows) in enumerate(plan.owned):
+            state[ops.asarray1i(pieces)] = outputs[(d, w)][ops.asarray1i(rows)]
         datas.append(
             LongformerData(
                 input_ids=plan.ids,
@@ -284,14 +286,8 @@ def _forward(model: EncoderModel, docs: list[Doc], is_train: bool) -> tuple[list
         for group, hidden, torch_backprop, width in backprops:
             d_hidden = ops.alloc3f(len(group), width, hidden.shape[-1])
             for row, (d, w) in enumerate(group):
-                plan, start_end = plans[d], plans[d].windows[w]
-                start, end = start_end
-                owned = np.flatnonzero(plan.owners[start:end] == w) + start
-                d_hidden[row, ops.asarray1i(owned - start + 1)] = d_states[d][ops.asarray1i(owned)]
-                if w == 0:
-                    d_hidden[row, 0] = d_states[d][0]
-                if w == len(plan.windows) - 1:
-                    d_hidden[row, end - start + 1] = d_states[d][-1]
+                pieces, rows = plans[d].owned[w]
+                d_hidden[row, ops.asarray1i(rows)] = d_states[d][ops.asarray1i(pieces)]
             grad = xp2torch(d_hidden, device=hidden.device).to(hidden.dtype)
             torch_backprop(ArgsKwargs(args=(hidden,), kwargs={"grad_tensors": (grad,)}))
         return []
