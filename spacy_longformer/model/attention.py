@@ -335,10 +335,7 @@ class LongformerSelfAttention(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """Global tokens' outputs over all non-padding tokens (batch, x, hidden), and their
         probabilities (batch, heads, x, seq)."""
-        tokens = mask.global_tokens
-        batch, _, hidden = hidden_states.shape
-        global_hidden = hidden_states.gather(1, tokens.index[..., None].expand(batch, tokens.count, hidden))
-        query = self._split_heads(self.query_global(global_hidden) * (1.0 / math.sqrt(self.head_dim)))
+        query = self._global_queries(hidden_states, mask.global_tokens)
         key = self._split_heads(self.key_global(hidden_states))
         value = self._split_heads(self.value_global(hidden_states))
         scores = (query @ key.transpose(-1, -2)).float()  # (batch, heads, x, seq)
@@ -363,8 +360,7 @@ class LongformerSelfAttention(nn.Module):
         tokens = mask.global_tokens
         batch, seq_len, hidden = hidden_states.shape
         heads, head_dim, n_global = self.num_heads, self.head_dim, tokens.count
-        global_hidden = hidden_states.gather(1, tokens.index[..., None].expand(batch, n_global, hidden))
-        query = self._split_heads(self.query_global(global_hidden) * (1.0 / math.sqrt(self.head_dim)))
+        query = self._global_queries(hidden_states, tokens)
         # Empty slots may attend anywhere (their rows are dropped), so no row is fully masked.
         allowed = ~mask.is_pad[:, None, None, :] | ~tokens.valid[:, None, :, None]  # (batch, 1, x, seq)
         dropout = self.dropout if self.training else 0.0
@@ -389,6 +385,12 @@ class LongformerSelfAttention(nn.Module):
         if head_mask is not None:
             context = context * head_mask.view(1, heads, 1, 1).to(context.dtype)
         return self._merge_heads(context)
+
+    def _global_queries(self, hidden_states: Tensor, tokens: GlobalTokens) -> Tensor:
+        """The global tokens' scaled ``query_global`` projections: (batch, heads, x, head_dim)."""
+        batch, _, hidden = hidden_states.shape
+        global_hidden = hidden_states.gather(1, tokens.index[..., None].expand(batch, tokens.count, hidden))
+        return self._split_heads(self.query_global(global_hidden) * (1.0 / math.sqrt(self.head_dim)))
 
     def _split_heads(self, x: Tensor) -> Tensor:
         """(batch, seq, hidden) -> (batch, heads, seq, head_dim)"""
