@@ -164,12 +164,16 @@ def _more(keys: list[str], shown: int) -> str:
     return f" (and {len(keys) - shown} more)" if len(keys) > shown else ""
 
 
-def read_checkpoint(path: Path, *, allow_pickle: bool = False) -> dict[str, Tensor]:
-    """All tensors of a checkpoint folder, by transformers' names, on the CPU."""
+def _check_folder(path: Path) -> None:
     if not path.exists():
         raise OSError(Errors.LF050.format(path=path, problem="the folder does not exist"))
     if not path.is_dir():
         raise OSError(Errors.LF050.format(path=path, problem="it is a file, not a folder"))
+
+
+def read_checkpoint(path: Path, *, allow_pickle: bool = False) -> dict[str, Tensor]:
+    """All tensors of a checkpoint folder, by transformers' names, on the CPU."""
+    _check_folder(path)
     if (path / WEIGHTS_NAME).exists():
         return _read_safetensors(path / WEIGHTS_NAME)
     if (path / WEIGHTS_INDEX_NAME).exists():
@@ -280,10 +284,9 @@ class HFCheckpointMixin:
         """
         path = Path(path)
         if config is None:
-            if path.is_dir() and not (path / CONFIG_NAME).exists():
+            _check_folder(path)
+            if not (path / CONFIG_NAME).exists():
                 raise OSError(Errors.LF050.format(path=path, problem=f"it has no {CONFIG_NAME}"))
-            if not path.exists():
-                raise OSError(Errors.LF050.format(path=path, problem="the folder does not exist"))
             config = LongformerConfig.from_json_file(path / CONFIG_NAME)
         checkpoint = read_checkpoint(path, allow_pickle=allow_pickle)
         model = cls(config, **model_kwargs)
