@@ -208,3 +208,11 @@ class Errors(metaclass=_ErrorsWithCodes):
         "component `{upstream}`. Put `{upstream}` before `{component}` in the pipeline and keep it in "
         "`[training] frozen_components` only together with `annotating_components`."
     )
+    LF127 = "`make_qa_doc` takes the {what} as `str`, got {type_name}. Pass the text itself."
+    LF128 = "`make_qa_doc` got an empty question. A QA doc needs a question to answer."
+    LF129 = (
+        'A QA doc needs its question as the one span of `doc.spans["{key}"]`, starting at token 0, '
+        "and the context after it; found {found}. Build QA docs with "
+        "`spacy_longformer.make_qa_doc(nlp, question, context)`, or set "
+        '`doc.spans["{key}"] = [doc[0:n_question_tokens]]`.'
+    )
