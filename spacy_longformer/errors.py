@@ -180,6 +180,45 @@ class Errors(metaclass=_ErrorsWithCodes):
         "The tokenizer takes text as `str`, got {type_name} ({value!r:.60}). Pass the document's "
         "text, e.g. `doc.text`."
     )
+    # Training data (LF110-LF119)
+    LF110 = (
+        "Can't read the data file {path}: {problem}. Check the path (give the file itself, not its folder)."
+    )
+    LF111 = (
+        "Line {line} of {path} is not valid JSON ({error}): {snippet!r}. Each line of a JSONL file "
+        "must hold one complete JSON object; fix or remove the line."
+    )
+    LF112 = (
+        "Line {line} of {path} is not a text-classification record: {problem}. Each line needs a "
+        'string "text" and a "cats" object of label -> score, e.g. {example}.'
+    )
+    LF113 = (
+        'Line {line} of {path}: the score of category {label!r} in "cats" is {value!r}; scores must '
+        "be numbers from 0 to 1 (1.0 where the label applies, 0.0 where it doesn't). Fix the value."
+    )
+    LF114 = (
+        "Can't read {path} as SQuAD data: {problem}. Give the official layout "
+        '{{"data": [{{"paragraphs": [{{"context": ..., "qas": [...]}}]}}]}}, or a JSON list (or JSONL '
+        'file) of {{"question": ..., "context": ..., "answers": {{"text": [...], "answer_start": '
+        "[...]}}}} records."
+    )
+    LF115 = (
+        "QA pair {which} in {path} is invalid: {problem}. Each pair needs a non-empty string "
+        '"question", a string "context" and "answers", as a list of {{"text": ..., "answer_start": '
+        '...}} or as {{"text": [...], "answer_start": [...]}}.'
+    )
+    LF116 = (
+        "The answer of QA pair {which} in {path} does not match its context: the answer text is "
+        "{text!r}, but the context at `answer_start` {start} reads {found!r} ({hint}). Fix "
+        "`answer_start` (a 0-based character offset into the context) or the answer text."
+    )
+    LF117 = (
+        "The answer {text!r} of QA pair {which} in {path} (at character {start}) covers no token of "
+        'the context: it is empty or only whitespace. Fix the answer, or give `"answers": []` if '
+        "the question has none."
+    )
+    LF118 = "`{name}` must be an int >= {minimum}, got {value!r}. Ask for at least {minimum}."
+    LF119 = "Unknown synthetic task {task!r}. Use one of: {options}."
     # spaCy layers and pipes (LF120-LF159)
     LF120 = (
         "The Longformer encoder has no weights yet: call `nlp.initialize()` (it loads the checkpoint "
@@ -215,4 +254,56 @@ class Errors(metaclass=_ErrorsWithCodes):
         "and the context after it; found {found}. Build QA docs with "
         "`spacy_longformer.make_qa_doc(nlp, question, context)`, or set "
         '`doc.spans["{key}"] = [doc[0:n_question_tokens]]`.'
+    )
+    LF130 = (
+        "The question has {n_pieces} pieces, which leaves no room for the context in a window of "
+        "{window} pieces. Shorten the question, or raise the encoder's `max_window_pieces` (up to "
+        "what the checkpoint's position table holds)."
+    )
+    LF131 = (
+        "A Longformer task model's `encoder` must be `spacy-longformer.LongformerEncoder.v1` or "
+        "`spacy-longformer.LongformerListener.v1`, got a `{name}` layer. Set `@architectures` of the "
+        "component's `[model.encoder]` block to one of them."
+    )
+    LF132 = (
+        "The task model `{name}` doesn't know the encoder's width: its listener has no upstream "
+        "encoder yet. Put a `longformer_encoder` component before it in the pipeline (and run "
+        "`nlp.initialize()`), or give the component an embedded `spacy-longformer.LongformerEncoder.v1`."
+    )
+    LF133 = (
+        "The fine-tuned head in {path} lacks {keys}. Point the component at the complete checkpoint "
+        "folder (as `save_pretrained` wrote it), or at a base checkpoint to start a fresh head."
+    )
+    LF134 = (
+        "The fine-tuned head's `{module}` weights have shape {shape}, but the component's head needs "
+        "{expected} (labels x hidden). Use the checkpoint's own labels (its config.json `id2label`) "
+        "and the encoder it was fine-tuned with."
+    )
+    LF135 = (
+        "`{name}` has labels {labels}: too few to classify. Give the training data's `doc.cats` at "
+        "least two labels (one for a multi-label component), list them in "
+        "`[initialize.components.{name}.labels]`, or start from a fine-tuned checkpoint whose "
+        "config.json has `id2label`."
+    )
+    LF136 = (
+        "`positive_label` {positive_label!r} needs exactly two labels including it; the component has "
+        "{labels}. Fix `[initialize.components.<name>] positive_label`, or leave it null."
+    )
+    LF137 = (
+        "Can't add label {label!r} to `{name}` after its head has weights. Add every label before "
+        "`nlp.initialize()` (or list them in `[initialize.components.{name}.labels]`)."
+    )
+    LF138 = (
+        "`{name}` has no entity labels: the examples have no `doc.ents` and none were given. Train on "
+        "docs with entities, list labels in `[initialize.components.{name}.labels]`, or start from a "
+        "fine-tuned token-classification checkpoint whose config.json has `id2label`."
+    )
+    LF139 = (
+        "A gold entity of `{name}` has label {label!r}, which its head can't predict (labels: "
+        "{labels}). Relabel the data, or start from a base checkpoint so labels come from the data."
+    )
+    LF140 = (
+        "`longformer_qa` got encoder output without a question: its encoder read the doc as one text. "
+        'Set `question_key = "question"` in the `[model]` block of the encoder it uses (its own, or the '
+        "`longformer_encoder` its listener follows)."
     )

@@ -29,6 +29,7 @@ from ..model import LongformerConfig, LongformerModel
 from ..tokenization import LongformerTokenizer
 from .alignment import align_tokens, cut_points, plan_windows, window_owners
 from .global_attention import GlobalAttentionGetter, configure_global_attention
+from .qa_spans import question_span
 from .types import LongformerData
 
 EncoderModel = Model[list[Doc], list[LongformerData]]
@@ -45,6 +46,7 @@ def build_longformer_encoder_v1(
     grad_scaler_config: dict | None = None,
     attn_implementation: str = "auto",
     gradient_checkpointing: bool = False,
+    question_key: str | None = None,
 ) -> EncoderModel:
     """A Longformer checkpoint folder as a thinc Model.
 
@@ -54,6 +56,8 @@ def build_longformer_encoder_v1(
         table holds); longer docs run as overlapping windows, ``window_overlap`` pieces apart.
     max_batch_pieces: padded pieces per forward pass, which bounds memory whatever the mix of
         lengths. mixed_precision / grad_scaler_config: as thinc's PyTorch wrappers (CUDA autocast).
+    question_key: read docs as QA docs, ``<s> question </s></s> context </s>`` with the question
+        taken from ``doc.spans[question_key]`` and repeated in every window.
     """
     for key, value, minimum in (
         ("window_overlap", window_overlap, 0),
@@ -77,6 +81,7 @@ def build_longformer_encoder_v1(
             "grad_scaler_config": dict(grad_scaler_config or {}),
             "attn_implementation": attn_implementation,
             "gradient_checkpointing": gradient_checkpointing,
+            "question_key": question_key,
         },
     )
 
@@ -157,10 +162,11 @@ def _torch_from_bytes(_: Any, data: bytes, device: torch.device) -> LongformerMo
 
 @dataclass
 class _DocPlan:
-    ids: np.ndarray  # (n_pieces,) <s> pieces </s>
+    ids: np.ndarray  # (n_pieces,) <s> pieces </s>, or <s> question </s></s> context </s>
     global_mask: np.ndarray  # (n_pieces,) bool
     alignment: Ragged
-    windows: list[tuple[int, int]]  # ranges of inner pieces, indices into ids
+    prefix: int  # leading pieces every window repeats: <s>, or <s> question </s></s>
+    windows: list[tuple[int, int]]  # ranges of the pieces after the prefix, indices into ids
     # per window: the doc pieces it owns and their rows in the window's output (<s> at row 0)
     owned: list[tuple[np.ndarray, np.ndarray]]
 
@@ -172,14 +178,41 @@ def plan_doc(
     getter: GlobalAttentionGetter,
     window: int,
     overlap: int,
+    question_key: str | None = None,
 ) -> _DocPlan:
-    """Pieces, alignment, global pieces and windows for one doc."""
-    encoded = tokenizer.encode(doc.text)
+    """Pieces, alignment, global pieces and windows for one doc.
+
+    With ``question_key`` the doc is a QA doc: its question and context are tokenized apart as
+    ``<s> question </s></s> context </s>`` and every window repeats the question.
+    """
+    if question_key is None:
+        encoded = tokenizer.encode(doc.text)
+        prefix = 1
+        alignment = _align(encoded.offsets[1:-1], doc, 0, len(doc), char_shift=0, piece_shift=1)
+    else:
+        question = question_span(doc, question_key)
+        context_char = doc[question.end].idx if question.end < len(doc) else len(doc.text)
+        encoded = tokenizer.encode_pair(doc.text[: question.end_char], doc.text[context_char:])
+        n_question = sum(1 for s in encoded.sequence_ids if s == 0)
+        prefix = n_question + 3
+        if window + 1 - prefix < 2:
+            raise ValueError(Errors.LF130.format(n_pieces=n_question, window=window))
+        parts = [
+            _align(encoded.offsets[1 : 1 + n_question], doc, 0, question.end, char_shift=0, piece_shift=1),
+            _align(
+                encoded.offsets[prefix:-1],
+                doc,
+                question.end,
+                len(doc),
+                char_shift=context_char,
+                piece_shift=prefix,
+            ),
+        ]
+        alignment = Ragged(
+            np.concatenate([np.asarray(a.dataXd) for a in parts]).astype("i"),
+            np.concatenate([np.asarray(a.lengths) for a in parts]).astype("i"),
+        )
     ids = np.asarray(encoded.ids, dtype="int64")
-    inner_offsets = np.asarray(encoded.offsets[1:-1], dtype="int64").reshape(-1, 2)
-    spans = np.asarray([(t.idx, t.idx + len(t.text)) for t in doc], dtype="int64").reshape(-1, 2)
-    inner = align_tokens(inner_offsets, spans)
-    alignment = Ragged(np.asarray(inner.dataXd) + 1, inner.lengths)  # shift past <s>
     choice = getter(doc)
     global_mask = np.zeros(len(ids), dtype=bool)
     global_mask[0] = choice.cls
@@ -191,27 +224,55 @@ def plan_doc(
         data = np.asarray(alignment.dataXd)
         for token in choice.tokens:
             global_mask[data[starts[token] : starts[token] + alignment.lengths[token]]] = True
-    n_inner = len(ids) - 2
-    inner_alignment = Ragged(np.asarray(alignment.dataXd) - 1, alignment.lengths)
+    # Windows cut the pieces after the prefix, on token edges.
+    n_rest = len(ids) - prefix - 1
+    data = np.asarray(alignment.dataXd)
+    rest = data >= prefix
+    rest_alignment = Ragged(
+        (data[rest] - prefix).astype("i"),
+        np.add.reduceat(rest, np.cumsum(alignment.lengths) - alignment.lengths).astype("i")
+        if len(alignment.lengths)
+        else alignment.lengths,
+    )
     windows = [
-        (a + 1, b + 1)
-        for a, b in plan_windows(cut_points(inner_alignment, n_inner), size=window, overlap=overlap)
+        (a + prefix, b + prefix)
+        for a, b in plan_windows(
+            cut_points(rest_alignment, n_rest),
+            size=window + 1 - prefix,
+            overlap=min(overlap, (window + 1 - prefix) // 2),
+        )
     ]
     owners = np.zeros(len(ids), dtype="i")
-    owners[1:-1] = window_owners([(a - 1, b - 1) for a, b in windows], n_inner)
+    owners[prefix:-1] = window_owners([(a - prefix, b - prefix) for a, b in windows], n_rest)
     owners[-1] = len(windows) - 1
     owned = []
     for w, (start, _) in enumerate(windows):
-        # <s> (piece 0) lands on row 0 of the first window, </s> on the last row of the last one.
+        # The prefix lands on the first rows of the first window, </s> on the last row of the last.
         pieces = np.flatnonzero(owners == w)
-        owned.append((pieces, pieces - start + 1))
-    return _DocPlan(ids, global_mask, alignment, windows, owned)
+        owned.append((pieces, pieces - start + prefix))
+    return _DocPlan(ids, global_mask, alignment, prefix, windows, owned)
 
 
-def _window_inputs(plan: _DocPlan, index: int, *, cls: bool) -> tuple[np.ndarray, np.ndarray]:
+def _align(
+    offsets: list[tuple[int, int]], doc: Doc, start: int, end: int, *, char_shift: int, piece_shift: int
+) -> Ragged:
+    """Pieces of tokens ``doc[start:end]``, from piece offsets into a text starting at ``char_shift``."""
+    piece_offsets = np.asarray(offsets, dtype="int64").reshape(-1, 2)
+    spans = np.asarray(
+        [(t.idx - char_shift, t.idx - char_shift + len(t.text)) for t in doc[start:end]], dtype="int64"
+    ).reshape(-1, 2)
+    if len(piece_offsets) == 0 and len(spans):
+        # Whitespace-only text the tokenizer gives no pieces: its tokens take the next piece.
+        return Ragged(np.full(len(spans), piece_shift, dtype="i"), np.ones(len(spans), dtype="i"))
+    aligned = align_tokens(piece_offsets, spans)
+    return Ragged(np.asarray(aligned.dataXd) + piece_shift, aligned.lengths)
+
+
+def _window_inputs(plan: _DocPlan, index: int) -> tuple[np.ndarray, np.ndarray]:
     start, end = plan.windows[index]
-    ids = np.concatenate([plan.ids[:1], plan.ids[start:end], plan.ids[-1:]])
-    glob = np.concatenate([[cls], plan.global_mask[start:end], [False]])
+    prefix = slice(0, plan.prefix)
+    ids = np.concatenate([plan.ids[prefix], plan.ids[start:end], plan.ids[-1:]])
+    glob = np.concatenate([plan.global_mask[prefix], plan.global_mask[start:end], [False]])
     return ids, glob
 
 
@@ -230,12 +291,15 @@ def _forward(model: EncoderModel, docs: list[Doc], is_train: bool) -> tuple[list
             tokenizer,
             getter=model.attrs["global_attention"],
             window=window,
-            overlap=min(model.attrs["window_overlap"], window // 2),
+            overlap=model.attrs["window_overlap"],
+            question_key=model.attrs["question_key"],
         )
         for doc in docs
     ]
     items = [(d, w) for d, plan in enumerate(plans) for w in range(len(plan.windows))]
-    lengths = {(d, w): plans[d].windows[w][1] - plans[d].windows[w][0] + 2 for d, w in items}
+    lengths = {
+        (d, w): plans[d].windows[w][1] - plans[d].windows[w][0] + plans[d].prefix + 1 for d, w in items
+    }
     items.sort(key=lambda item: -lengths[item])
     groups = _group(items, lengths, model.attrs["max_batch_pieces"])
     ops = model.ops
@@ -247,7 +311,7 @@ def _forward(model: EncoderModel, docs: list[Doc], is_train: bool) -> tuple[list
         attention = np.zeros((len(group), width), dtype="int64")
         glob = np.zeros((len(group), width), dtype="int64")
         for row, (d, w) in enumerate(group):
-            window_ids, window_glob = _window_inputs(plans[d], w, cls=bool(plans[d].global_mask[0]))
+            window_ids, window_glob = _window_inputs(plans[d], w)
             ids[row, : len(window_ids)] = window_ids
             attention[row, : len(window_ids)] = 1
             glob[row, : len(window_ids)] = window_glob

@@ -160,6 +160,29 @@ def from_hf_state_dict(
     return state, ignored
 
 
+def read_head(
+    path: str | Path, architecture: str, *, allow_pickle: bool = False
+) -> tuple[LongformerConfig, dict[str, Tensor]]:
+    """A checkpoint folder's config and the weights of its ``architecture`` head, under our names
+    (e.g. ``classifier.dense.weight``); no weights when the folder holds another head or none,
+    as said by config.json's ``architectures`` (when it names any) and by the weights present."""
+    path = Path(path)
+    _check_folder(path)
+    if not (path / CONFIG_NAME).exists():
+        raise OSError(Errors.LF050.format(path=path, problem=f"it has no {CONFIG_NAME}"))
+    config = LongformerConfig.from_json_file(path / CONFIG_NAME)
+    named = config.extra.get("architectures") or []
+    if named and architecture not in named:
+        return config, {}
+    state, _ = from_hf_state_dict(
+        read_checkpoint(path, allow_pickle=allow_pickle),
+        architecture=architecture,
+        tied_decoder=False,
+        path=path,
+    )
+    return config, {key: value for key, value in state.items() if not key.startswith(OUR_PREFIX)}
+
+
 def _more(keys: list[str], shown: int) -> str:
     return f" (and {len(keys) - shown} more)" if len(keys) > shown else ""
 

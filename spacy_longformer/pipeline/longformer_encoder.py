@@ -31,6 +31,7 @@ max_batch_pieces = 16384
 mixed_precision = false
 attn_implementation = "auto"
 gradient_checkpointing = false
+question_key = null
 
 [model.global_attention]
 @misc = "spacy-longformer.global_attention.v1"

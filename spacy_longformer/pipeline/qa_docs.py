@@ -6,9 +6,9 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from ..errors import Errors
+from ..layers.qa_spans import ANSWER_KEY, QUESTION_KEY, question_span
 
-QUESTION_KEY = "question"
-ANSWER_KEY = "answer"
+__all__ = ["ANSWER_KEY", "QUESTION_KEY", "make_qa_doc", "question_span"]
 
 
 def make_qa_doc(nlp: Language, question: str, context: str) -> Doc:
@@ -28,14 +28,3 @@ def make_qa_doc(nlp: Language, question: str, context: str) -> Doc:
     doc = Doc.from_docs([question_doc, context_doc], ensure_whitespace=True)
     doc.spans[QUESTION_KEY] = [Span(doc, 0, len(question_doc))]
     return doc
-
-
-def question_span(doc: Doc, key: str = QUESTION_KEY) -> Span:
-    """The doc's question: the one span of ``doc.spans[key]``, starting at token 0."""
-    group = doc.spans.get(key)
-    if group is None or len(group) != 1 or group[0].start != 0 or len(group[0]) == 0:
-        found = "no such group" if group is None else f"{len(group)} span(s) " + ", ".join(
-            f"[{span.start}:{span.end}]" for span in group
-        )
-        raise ValueError(Errors.LF129.format(key=key, found=found))
-    return group[0]

@@ -1,0 +1,284 @@
+"""Task models: the encoder's pieces through transformers' Longformer heads, as thinc layers.
+
+Each task model is ``encoder -> rows -> head``: the encoder (an embedded
+``spacy-longformer.LongformerEncoder.v1`` or a listener) gives each doc's piece states, the task
+picks its rows (``<s>``, the first piece of each token, every piece) and a small thinc head maps
+them to logits with the same layers as the HF head, so a fine-tuned HF head loads into it.
+Softmax, losses and decoding live in the pipes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import Dropout, Linear, Model, chain
+from thinc.types import Floats2d
+
+from ..errors import Errors
+from ..model.hf_checkpoint import read_head
+from .listener import LongformerListener
+from .types import LongformerData
+
+TextModel = Model[list[Doc], Floats2d]
+TokenModel = Model[list[Doc], list[Floats2d]]
+QAModel = Model[list[Doc], list[tuple[Floats2d, LongformerData]]]
+
+
+@registry.architectures("spacy-longformer.TextClassifier.v1")
+def build_text_classifier_v1(
+    encoder: Model, dropout: float = 0.1, head_checkpoint: str | None = None
+) -> TextModel:
+    """transformers' sequence-classification head on each doc's ``<s>``: dropout, dense, tanh,
+    dropout, out-projection. Outputs logits (docs x labels).
+
+    encoder: an embedded encoder or a listener. head_checkpoint: a fine-tuned
+    ``LongformerForSequenceClassification`` folder whose head (and labels) to start from; by
+    default the embedded encoder's checkpoint, when it holds such a head.
+    """
+    dense, out_proj = Linear(), Linear()
+    head = chain(Dropout(dropout), dense, _tanh(), Dropout(dropout), out_proj)
+    return _task_model(
+        "longformer_text_classifier",
+        _text_forward,
+        encoder,
+        head,
+        hf_architecture="LongformerForSequenceClassification",
+        modules={"classifier.dense": dense, "classifier.out_proj": out_proj},
+        shapes=lambda hidden, n_out: {
+            "classifier.dense": (hidden, hidden),
+            "classifier.out_proj": (n_out, hidden),
+        },
+        head_checkpoint=head_checkpoint,
+    )
+
+
+@registry.architectures("spacy-longformer.TokenClassifier.v1")
+def build_token_classifier_v1(
+    encoder: Model, dropout: float = 0.1, head_checkpoint: str | None = None
+) -> TokenModel:
+    """transformers' token-classification head (dropout, linear) on the first piece of each spaCy
+    token. Outputs logits (tokens x tags) per doc. head_checkpoint: as for the text classifier,
+    for a ``LongformerForTokenClassification`` folder."""
+    classifier = Linear()
+    return _task_model(
+        "longformer_token_classifier",
+        _token_forward,
+        encoder,
+        chain(Dropout(dropout), classifier),
+        hf_architecture="LongformerForTokenClassification",
+        modules={"classifier": classifier},
+        shapes=lambda hidden, n_out: {"classifier": (n_out, hidden)},
+        head_checkpoint=head_checkpoint,
+    )
+
+
+@registry.architectures("spacy-longformer.QuestionAnswering.v1")
+def build_question_answering_v1(encoder: Model, head_checkpoint: str | None = None) -> QAModel:
+    """transformers' QA head (a linear map to start and end logits) on every piece. Outputs, per
+    doc, the logits (pieces x 2) with the encoder's data (for the piece <-> token alignment).
+    head_checkpoint: as for the text classifier, for a ``LongformerForQuestionAnswering`` folder."""
+    qa_outputs = Linear()
+    model = _task_model(
+        "longformer_question_answering",
+        _qa_forward,
+        encoder,
+        qa_outputs,
+        hf_architecture="LongformerForQuestionAnswering",
+        modules={"qa_outputs": qa_outputs},
+        shapes=lambda hidden, n_out: {"qa_outputs": (2, hidden)},
+        head_checkpoint=head_checkpoint,
+    )
+    model.set_dim("nO", 2)
+    return model
+
+
+def _task_model(
+    name: str,
+    forward: Callable,
+    encoder: Model,
+    head: Model,
+    *,
+    hf_architecture: str,
+    modules: dict[str, Model],
+    shapes: Callable[[int, int], dict[str, tuple[int, int]]],
+    head_checkpoint: str | None,
+) -> Model:
+    encoder = _piece_encoder(encoder)
+    refs = {"encoder": encoder, "head": head, **{f"hf:{module}": layer for module, layer in modules.items()}}
+    return Model(
+        name,
+        forward,
+        init=_init,
+        layers=[encoder, head],
+        refs=refs,
+        dims={"nO": None},
+        attrs={
+            "hf_architecture": hf_architecture,
+            "hf_modules": list(modules),
+            "shapes": shapes,
+            "head_checkpoint": head_checkpoint,
+        },
+    )
+
+
+def _piece_encoder(encoder: Model) -> Model:
+    """The part of ``encoder`` that yields piece states: a listener chain ends in a per-token
+    pooling that task heads don't want (they read ``<s>`` and first pieces), so drop it."""
+    if isinstance(encoder, LongformerListener) or encoder.name == "longformer_encoder":
+        return encoder
+    if encoder.layers and isinstance(encoder.layers[0], LongformerListener):
+        return encoder.layers[0]
+    raise ValueError(Errors.LF131.format(name=encoder.name))
+
+
+def is_embedded(model: Model) -> bool:
+    """Whether a task model carries its own encoder (else it listens to a shared one)."""
+    return model.get_ref("encoder").name == "longformer_encoder"
+
+
+def _init(model: Model, X: Any = None, Y: Any = None) -> None:
+    encoder, head = model.layers
+    if is_embedded(model) and not encoder.shims:
+        encoder.initialize()
+    hidden = encoder.get_dim("nO") if encoder.has_dim("nO") else None
+    if not hidden:
+        raise ValueError(Errors.LF132.format(name=model.name))
+    n_out = model.get_dim("nO")
+    for module, (n_o, n_i) in model.attrs["shapes"](hidden, n_out).items():
+        layer = model.get_ref(f"hf:{module}")
+        layer.set_dim("nO", n_o, force=True)
+        layer.set_dim("nI", n_i, force=True)
+    head.initialize()
+
+
+def head_is_initialized(model: Model) -> bool:
+    """Whether the head has weights, after which its labels are fixed."""
+    return all(model.get_ref(f"hf:{module}").has_param("W") is True for module in model.attrs["hf_modules"])
+
+
+def head_checkpoint_path(model: Model) -> Path | None:
+    """Where the head may come from: ``head_checkpoint``, else the embedded encoder's checkpoint."""
+    path = model.attrs["head_checkpoint"] or (
+        model.get_ref("encoder").attrs.get("name") if is_embedded(model) else None
+    )
+    return Path(path) if path else None
+
+
+def read_hf_head(model: Model) -> tuple[list[str] | None, dict[str, Any]]:
+    """Labels (``id2label`` order) and head weights of the checkpoint the head may start from;
+    ``(None, {})`` when it holds no head of this model's kind."""
+    path = head_checkpoint_path(model)
+    if path is None:
+        return None, {}
+    try:
+        config, weights = read_head(path, model.attrs["hf_architecture"])
+    except (OSError, ValueError) as err:
+        raise ValueError(Errors.LF121.format(path=str(path), error=err)) from err
+    if not weights:
+        return None, {}
+    missing = [
+        f"{m}.{p}" for m in model.attrs["hf_modules"] for p in ("weight", "bias") if f"{m}.{p}" not in weights
+    ]
+    if missing:
+        raise ValueError(Errors.LF133.format(path=path, keys=", ".join(missing)))
+    return [config.id2label[i] for i in sorted(config.id2label)], weights
+
+
+def load_hf_head(model: Model, weights: dict[str, Any]) -> None:
+    """Copy a fine-tuned HF head's weights (from ``read_hf_head``) into the initialized head."""
+    for module in model.attrs["hf_modules"]:
+        layer = model.get_ref(f"hf:{module}")
+        weight = weights[f"{module}.weight"].float().numpy()
+        bias = weights[f"{module}.bias"].float().numpy()
+        expected = (layer.get_dim("nO"), layer.get_dim("nI"))
+        if weight.shape != expected:
+            raise ValueError(Errors.LF134.format(module=module, shape=weight.shape, expected=expected))
+        layer.set_param("W", model.ops.asarray2f(weight))
+        layer.set_param("b", model.ops.asarray1f(bias))
+
+
+def _text_forward(model: TextModel, docs: list[Doc], is_train: bool) -> tuple[Floats2d, Callable]:
+    encoder, head = model.layers
+    datas, backprop_encoder = encoder(docs, is_train)
+    ops = model.ops
+    width = encoder.get_dim("nO")
+    rows = ops.xp.stack([data.last_hidden_state[0] for data in datas]) if datas else ops.alloc2f(0, width)
+    logits, backprop_head = head(rows, is_train)
+
+    def backprop(d_logits: Floats2d) -> list:
+        d_rows = backprop_head(d_logits)
+        d_states = [ops.alloc2f(*data.last_hidden_state.shape) for data in datas]
+        for d_state, d_row in zip(d_states, d_rows, strict=True):
+            d_state[0] = d_row
+        return backprop_encoder(d_states)
+
+    return logits, backprop
+
+
+def first_pieces(data: LongformerData) -> np.ndarray:
+    """Index of the first piece of each token: the piece whose state tags the token."""
+    lengths = np.asarray(data.alignment.lengths)
+    return np.asarray(data.alignment.dataXd)[np.cumsum(lengths) - lengths].astype("i")
+
+
+def _token_forward(model: TokenModel, docs: list[Doc], is_train: bool) -> tuple[list[Floats2d], Callable]:
+    encoder, head = model.layers
+    datas, backprop_encoder = encoder(docs, is_train)
+    ops = model.ops
+    indices = [ops.asarray1i(first_pieces(data)) for data in datas]
+    rows = _concat(
+        ops,
+        [data.last_hidden_state[index] for data, index in zip(datas, indices, strict=True)],
+        width=encoder.get_dim("nO"),
+    )
+    logits, backprop_head = head(rows, is_train)
+    splits = np.cumsum([len(index) for index in indices])[:-1]
+    outputs = ops.xp.split(logits, splits) if datas else []
+
+    def backprop(d_logits: list[Floats2d]) -> list:
+        d_rows = backprop_head(_concat(ops, d_logits, width=logits.shape[1]))
+        d_states = []
+        for data, index, d_part in zip(datas, indices, ops.xp.split(d_rows, splits), strict=True):
+            d_state = ops.alloc2f(*data.last_hidden_state.shape)
+            ops.scatter_add(d_state, index, d_part)  # tokens may share a first piece
+            d_states.append(d_state)
+        return backprop_encoder(d_states)
+
+    return list(outputs), backprop
+
+
+def _qa_forward(
+    model: QAModel, docs: list[Doc], is_train: bool
+) -> tuple[list[tuple[Floats2d, LongformerData]], Callable]:
+    encoder, head = model.layers
+    datas, backprop_encoder = encoder(docs, is_train)
+    ops = model.ops
+    states = _concat(ops, [data.last_hidden_state for data in datas], width=encoder.get_dim("nO"))
+    logits, backprop_head = head(states, is_train)
+    splits = np.cumsum([data.n_pieces for data in datas])[:-1]
+    outputs = list(zip(ops.xp.split(logits, splits), datas, strict=True)) if datas else []
+
+    def backprop(d_logits: list[Floats2d]) -> list:
+        d_states = backprop_head(_concat(ops, d_logits, width=2))
+        return backprop_encoder(list(ops.xp.split(d_states, splits)))
+
+    return outputs, backprop
+
+
+def _concat(ops: Any, parts: list[Floats2d], width: int) -> Floats2d:
+    if not parts:
+        return ops.alloc2f(0, width)
+    return ops.xp.concatenate(parts, axis=0)
+
+
+def _tanh() -> Model[Floats2d, Floats2d]:
+    def forward(model: Model, X: Floats2d, is_train: bool) -> tuple[Floats2d, Callable]:
+        Y = model.ops.xp.tanh(X)
+        return Y, lambda dY: dY * (1 - Y**2)
+
+    return Model("tanh", forward)

@@ -1,0 +1,78 @@
+"""What the task components share: their default model blocks and their serialization."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import srsly
+from spacy.util import ensure_path
+from thinc.api import Config, Model
+
+from ..errors import Errors
+from ..layers import encoder as encoder_layer
+from ..layers.heads import is_embedded
+from .longformer_encoder import DEFAULT_ENCODER_MODEL
+
+
+def task_model_config(
+    architecture: str,
+    head: dict[str, Any],
+    *,
+    cls: bool,
+    spans_key: str | None = None,
+    question_key: str | None = None,
+) -> Config:
+    """A task's default ``[model]``: its head, with an embedded encoder whose global attention is
+    what the HF head picks by default."""
+    model = Config().from_str(DEFAULT_ENCODER_MODEL)["model"]
+    model["global_attention"]["cls"] = cls
+    model["global_attention"]["spans_key"] = spans_key
+    model["question_key"] = question_key
+    return Config({"@architectures": architecture, **head, "encoder": model})
+
+
+class TaskPipeMixin:
+    """Save and load a task component: ``cfg``, the head's weights and, for an embedded encoder, an
+    HF checkpoint folder ``encoder/``. A listener's encoder is saved by its own component."""
+
+    model: Model
+    cfg: dict[str, Any]
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        msg = {"cfg": self.cfg, "nO": self.model.get_dim("nO"), "head": self.model.get_ref("head").to_bytes()}
+        if is_embedded(self.model):
+            msg["encoder"] = encoder_layer.to_bytes(self.model.get_ref("encoder"))
+        return srsly.msgpack_dumps(msg)
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> TaskPipeMixin:
+        msg = srsly.msgpack_loads(bytes_data)
+        self.cfg = msg["cfg"]
+        self.model.set_dim("nO", msg["nO"], force=True)
+        if "encoder" in msg:
+            encoder_layer.from_bytes(self.model.get_ref("encoder"), msg["encoder"])
+        self.model.get_ref("head").from_bytes(msg["head"])
+        return self
+
+    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = tuple()) -> None:
+        path = ensure_path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(path / "cfg", {**self.cfg, "nO": self.model.get_dim("nO")})
+        (path / "head").write_bytes(self.model.get_ref("head").to_bytes())
+        if is_embedded(self.model):
+            encoder_layer.to_disk(self.model.get_ref("encoder"), path / "encoder")
+
+    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = tuple()) -> TaskPipeMixin:
+        path = ensure_path(path)
+        parts = ("cfg", "head", "encoder") if is_embedded(self.model) else ("cfg", "head")
+        for part in parts:
+            if not (path / part).exists():
+                raise ValueError(Errors.LF125.format(path=path, missing=part))
+        cfg = srsly.read_json(path / "cfg")
+        self.model.set_dim("nO", cfg.pop("nO"), force=True)
+        self.cfg = cfg
+        if is_embedded(self.model):
+            encoder_layer.from_disk(self.model.get_ref("encoder"), path / "encoder")
+        self.model.get_ref("head").from_bytes((path / "head").read_bytes())
+        return self

@@ -1,0 +1,255 @@
+"""``longformer_qa``: extractive question answering over long contexts.
+
+A QA doc (``make_qa_doc``) holds its question as ``doc.spans["question"]`` and the context after
+it; the encoder reads ``<s> question </s></s> context </s>`` with the question global (what
+transformers' QA head does by default), repeating the question in every window of a long context.
+The answer is the context span with the highest start + end logit (start <= end, at most
+``max_answer_length`` pieces), widened to whole spaCy tokens, in ``doc.spans["answer"]`` with its
+score in the group's ``attrs``.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc, Span, SpanGroup
+from spacy.training import Example, validate_get_examples
+from spacy.util import registry
+from spacy.vocab import Vocab
+from thinc.api import Model
+from thinc.types import Floats2d
+
+from ..errors import Errors
+from ..layers.heads import load_hf_head, read_hf_head
+from ..layers.qa_spans import ANSWER_KEY, QUESTION_KEY
+from ..layers.types import LongformerData
+from ._task import TaskPipeMixin, task_model_config
+
+DEFAULT_QA_MODEL = task_model_config(
+    "spacy-longformer.QuestionAnswering.v1",
+    {"head_checkpoint": None},
+    cls=True,
+    spans_key=QUESTION_KEY,
+    question_key=QUESTION_KEY,
+)
+
+
+@Language.factory(
+    "longformer_qa",
+    assigns=["doc.spans"],
+    requires=["doc.spans"],
+    default_config={
+        "model": DEFAULT_QA_MODEL,
+        "max_answer_length": 30,
+        "allow_no_answer": False,
+        "scorer": {"@scorers": "spacy-longformer.qa_scorer.v1"},
+    },
+    default_score_weights={"qa_f1": 1.0, "qa_exact": 0.0},
+)
+def make_longformer_qa(
+    nlp: Language,
+    name: str,
+    model: Model,
+    max_answer_length: int,
+    allow_no_answer: bool,
+    scorer: Callable | None,
+) -> LongformerQA:
+    """max_answer_length: longest answer, in pieces. allow_no_answer: answer nothing when the
+    ``<s>`` start + end logit beats every span (SQuAD 2.0 style training puts unanswerable
+    questions' answers on ``<s>``)."""
+    if isinstance(max_answer_length, bool) or not isinstance(max_answer_length, int) or max_answer_length < 1:
+        raise ValueError(
+            Errors.LF123.format(name="max_answer_length", expected="an int >= 1", value=max_answer_length)
+        )
+    return LongformerQA(
+        nlp.vocab,
+        model,
+        name,
+        max_answer_length=max_answer_length,
+        allow_no_answer=allow_no_answer,
+        scorer=scorer,
+    )
+
+
+class LongformerQA(TaskPipeMixin, TrainablePipe):
+    """Answers the question of each QA doc with a span of its context."""
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str = "longformer_qa",
+        *,
+        max_answer_length: int = 30,
+        allow_no_answer: bool = False,
+        scorer: Callable | None = None,
+    ) -> None:
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        self.cfg: dict[str, Any] = {
+            "max_answer_length": max_answer_length,
+            "allow_no_answer": allow_no_answer,
+        }
+
+    def initialize(
+        self, get_examples: Callable[[], Iterable[Example]], *, nlp: Language | None = None
+    ) -> None:
+        """The head from a fine-tuned HF QA checkpoint, else a fresh one; no examples needed."""
+        validate_get_examples(get_examples, "LongformerQA.initialize")
+        _, weights = read_hf_head(self.model)
+        self.model.set_dim("nO", 2, force=True)
+        self.model.initialize()
+        if weights:
+            load_hf_head(self.model, weights)
+
+    def predict(self, docs: Iterable[Doc]) -> list[tuple[int, int, float] | None]:
+        """Per doc: the answer's first and last token and its score, or None."""
+        docs = list(docs)
+        if not docs:
+            return []
+        return [self._best_answer(logits, data) for logits, data in self.model.predict(docs)]
+
+    def _best_answer(self, logits: Floats2d, data: LongformerData) -> tuple[int, int, float] | None:
+        scores = self.model.ops.to_numpy(logits).astype("f")
+        context_start = _context_start(data)
+        span = best_span(
+            scores[:, 0], scores[:, 1], context_start, data.n_pieces - 1, self.cfg["max_answer_length"]
+        )
+        if span is None:
+            return None
+        start, end, score = span
+        if self.cfg["allow_no_answer"] and scores[0, 0] + scores[0, 1] > score:
+            return None
+        first, last = _piece_bounds(data)
+        start_token = int(np.searchsorted(last, start, side="left"))
+        end_token = max(int(np.searchsorted(first, end, side="right")) - 1, start_token)
+        return start_token, end_token, float(score)
+
+    def set_annotations(self, docs: Iterable[Doc], answers: list[tuple[int, int, float] | None]) -> None:
+        for doc, answer in zip(docs, answers, strict=True):
+            if answer is None:
+                doc.spans[ANSWER_KEY] = SpanGroup(doc, name=ANSWER_KEY, attrs={"score": None}, spans=[])
+            else:
+                start, end, score = answer
+                span = Span(doc, start, end + 1)
+                doc.spans[ANSWER_KEY] = SpanGroup(doc, name=ANSWER_KEY, attrs={"score": score}, spans=[span])
+
+    def get_loss(
+        self, examples: Iterable[Example], outputs: list[tuple[Floats2d, LongformerData]]
+    ) -> tuple[float, list[Floats2d]]:
+        """transformers' loss: cross-entropy of the gold start piece and of the gold end piece,
+        halved, averaged over the questions with a gold answer (unanswerable ones point at ``<s>``).
+        """
+        ops = self.model.ops
+        examples = list(examples)
+        targets = [self._gold_pieces(eg, data) for eg, (_, data) in zip(examples, outputs, strict=True)]
+        n = max(sum(target is not None for target in targets), 1)
+        total, d_logits = 0.0, []
+        for (logits, _), target in zip(outputs, targets, strict=True):
+            d = ops.alloc2f(*logits.shape)
+            if target is not None:
+                for column, piece in enumerate(target):
+                    probs = ops.softmax(logits[:, column], axis=-1)
+                    total -= float(ops.xp.log(probs[piece] + 1e-7)) / 2
+                    probs[piece] -= 1.0
+                    d[:, column] = probs / (2 * n)
+            d_logits.append(d)
+        return total / n, d_logits
+
+    def _gold_pieces(self, example: Example, data: LongformerData) -> tuple[int, int] | None:
+        """Start and end piece of the gold answer (``<s>`` for an unanswerable question), or None
+        when the reference doc says nothing about the answer."""
+        group = example.reference.spans.get(ANSWER_KEY)
+        if group is None:
+            return None
+        if len(group) == 0:
+            return 0, 0
+        aligned = example.get_aligned_spans_y2x([group[0]], allow_overlap=True)
+        if not aligned:
+            return None
+        span = aligned[0]
+        first, last = _piece_bounds(data)
+        return int(first[span.start]), int(last[span.end - 1])
+
+
+def _context_start(data: LongformerData) -> int:
+    """First context piece: the pieces before it are ``<s> question </s></s>``."""
+    if not data.windows or data.windows[0][0] < 4:
+        raise ValueError(Errors.LF140)
+    return data.windows[0][0]
+
+
+def _piece_bounds(data: LongformerData) -> tuple[np.ndarray, np.ndarray]:
+    """First and last piece of each token (nondecreasing)."""
+    lengths = np.asarray(data.alignment.lengths)
+    pieces = np.asarray(data.alignment.dataXd)
+    ends = np.cumsum(lengths)
+    return pieces[ends - lengths], pieces[ends - 1]
+
+
+def best_span(
+    start_logits: np.ndarray, end_logits: np.ndarray, lo: int, hi: int, max_length: int
+) -> tuple[int, int, float] | None:
+    """The span ``lo <= s <= e < hi``, ``e - s < max_length``, with the highest start + end logit;
+    None when ``lo >= hi``. Ties go to the earliest start, then the shortest span."""
+    if lo >= hi:
+        return None
+    start, end = start_logits[lo:hi], end_logits[lo:hi]
+    best: tuple[int, int, float] | None = None
+    for width in range(min(max_length, hi - lo)):
+        scores = start[: len(start) - width] + end[width:]
+        i = int(np.argmax(scores))
+        if best is None or scores[i] > best[2] or (scores[i] == best[2] and lo + i < best[0]):
+            best = (lo + i, lo + i + width, float(scores[i]))
+    return best
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD's normalisation: lower case, no punctuation, no articles, single spaces."""
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def _f1(prediction: str, gold: str) -> float:
+    predicted, expected = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    if not predicted or not expected:
+        return float(predicted == expected)
+    common = sum((Counter(predicted) & Counter(expected)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(predicted), common / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def score_qa(examples: Iterable[Example], **kwargs: Any) -> dict[str, float | None]:
+    """SQuAD exact match and token F1 of ``doc.spans["answer"]``, the best over the reference's
+    answer spans (an empty group: no answer, matched by no predicted answer)."""
+    exact, f1 = [], []
+    for example in examples:
+        gold_group = example.reference.spans.get(ANSWER_KEY)
+        if gold_group is None:
+            continue
+        predicted_group = example.predicted.spans.get(ANSWER_KEY)
+        prediction = predicted_group[0].text if predicted_group is not None and len(predicted_group) else ""
+        golds = [span.text for span in gold_group] or [""]
+        exact.append(max(float(normalize_answer(prediction) == normalize_answer(g)) for g in golds))
+        f1.append(max(_f1(prediction, g) for g in golds))
+    return {
+        "qa_exact": sum(exact) / len(exact) if exact else None,
+        "qa_f1": sum(f1) / len(f1) if f1 else None,
+    }
+
+
+@registry.scorers("spacy-longformer.qa_scorer.v1")
+def make_qa_scorer() -> Callable[..., dict[str, float | None]]:
+    return score_qa
