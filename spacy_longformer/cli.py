@@ -149,3 +149,98 @@ def _head(vector, n: int = 4) -> str:
 
 def main() -> None:
     app(prog_name="python -m spacy_longformer")
+
+
+# --- Training data (NER needs no converter here: `python -m spacy convert` reads CoNLL / IOB) ---------
+
+
+@app.command("convert-qa")
+def convert_qa(
+    input_path: Annotated[Path, typer.Argument(help="SQuAD-style .json (official or flat) or .jsonl file.")],
+    output_path: Annotated[Path, typer.Argument(help="The .spacy file to write.")],
+    lang: Annotated[str, typer.Option("--lang", help="Language of the blank tokenizer.")] = "en",
+) -> None:
+    """Convert SQuAD-style question answering data to a .spacy file of QA docs.
+
+    Each question becomes a doc reading the question, then its context (`doc.spans["question"]`),
+    with its first answer as the one span of `doc.spans["answer"]` (an empty group if unanswerable).
+    """
+    import spacy
+
+    from .data import read_squad, write_docbin
+
+    msg = Printer()
+    try:
+        docs = read_squad(spacy.blank(lang), input_path)
+    except ValueError as error:
+        msg.fail(str(error), exits=1)
+    n_answerable = sum(1 for doc in docs if len(doc.spans["answer"]))
+    write_docbin(docs, output_path)
+    msg.good(
+        f"Wrote {len(docs):,} QA docs to {output_path}: {n_answerable:,} answerable, "
+        f"{len(docs) - n_answerable:,} unanswerable"
+    )
+
+
+@app.command("convert-textcat")
+def convert_textcat(
+    input_path: Annotated[
+        Path, typer.Argument(help='JSONL file: {"text": ..., "cats": {label: score}} a line.')
+    ],
+    output_path: Annotated[Path, typer.Argument(help="The .spacy file to write.")],
+    lang: Annotated[str, typer.Option("--lang", help="Language of the blank tokenizer.")] = "en",
+) -> None:
+    """Convert text-classification JSONL (one {"text", "cats"} object a line) to a .spacy file."""
+    import spacy
+
+    from .data import read_textcat_jsonl, write_docbin
+
+    msg = Printer()
+    try:
+        docs = read_textcat_jsonl(spacy.blank(lang), input_path)
+    except ValueError as error:
+        msg.fail(str(error), exits=1)
+    write_docbin(docs, output_path)
+    msg.good(f"Wrote {len(docs):,} docs to {output_path}")
+    labels = sorted({label for doc in docs for label in doc.cats})
+    if labels:
+        counts = [(label, sum(1 for doc in docs if doc.cats.get(label, 0.0) >= 0.5)) for label in labels]
+        msg.table(counts, header=("label", "docs with score >= 0.5"), divider=True)
+
+
+@app.command("make-synthetic")
+def make_synthetic(
+    task: Annotated[str, typer.Argument(help="textcat, ner or qa.")],
+    output_dir: Annotated[Path, typer.Argument(help="Folder for train.spacy and dev.spacy.")],
+    n_train: Annotated[int, typer.Option("--n-train", min=0, help="Training docs.")] = 1000,
+    n_dev: Annotated[int, typer.Option("--n-dev", min=0, help="Development docs.")] = 200,
+    n_words: Annotated[int, typer.Option("--n-words", min=20, help="Filler words per doc.")] = 600,
+    seed: Annotated[int, typer.Option("--seed", help="Seed: the same arguments give the same files.")] = 0,
+    lang: Annotated[str, typer.Option("--lang", help="Language of the blank tokenizer.")] = "en",
+) -> None:
+    """Write a synthetic long-document task whose signal lies past the first half of each doc.
+
+    textcat: POSITIVE/NEGATIVE, decided by one keyword sentence. ner: PERSON/ORG names among filler.
+    qa: "What is the code of KEY?", answered among distractor facts.
+
+    Dev docs follow the train docs in the same seeded stream, so they never repeat them.
+
+    For real NER data, `python -m spacy convert` reads CoNLL/IOB files.
+    """
+    import spacy
+    from tqdm import tqdm
+
+    from .data import SYNTHETIC_TASKS, iter_synthetic, write_docbin
+
+    msg = Printer()
+    if task not in SYNTHETIC_TASKS:
+        msg.fail(f"Unknown task {task!r}: use one of {', '.join(SYNTHETIC_TASKS)}", exits=1)
+    nlp = spacy.blank(lang)
+    stream = iter_synthetic(task, nlp, n_train + n_dev, n_words=n_words, seed=seed)
+    # disable=None: a bar on a terminal, nothing in logs or pipes.
+    docs = list(
+        tqdm(stream, total=n_train + n_dev, desc=f"{task} docs", unit="doc", disable=None, leave=False)
+    )
+    for name, split in (("train", docs[:n_train]), ("dev", docs[n_train:])):
+        path = write_docbin(split, output_dir / f"{name}.spacy")
+        msg.good(f"Wrote {len(split):,} {task} docs of {n_words:,} filler words to {path}")
