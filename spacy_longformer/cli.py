@@ -244,3 +244,53 @@ def make_synthetic(
     for name, split in (("train", docs[:n_train]), ("dev", docs[n_train:])):
         path = write_docbin(split, output_dir / f"{name}.spacy")
         msg.good(f"Wrote {len(split):,} {task} docs of {n_words:,} filler words to {path}")
+
+
+# --- Checkpoints ------------------------------------------------------------------------------------
+
+
+@app.command("convert-roberta")
+def convert_roberta(
+    src: Annotated[Path, typer.Argument(help="RoBERTa checkpoint folder (config.json + model.safetensors).")],
+    dst: Annotated[Path, typer.Argument(help="Folder for the Longformer checkpoint (new or empty).")],
+    max_length: Annotated[
+        int, typer.Option("--max-length", help="Longest input of the new model, in pieces.")
+    ] = 4096,
+    attention_window: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--attention-window", help="Even window for all layers (default 512); repeat for one per layer."
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Delete what DST holds first.")] = False,
+    allow_pickle: Annotated[
+        bool, typer.Option("--allow-pickle", help="Read pytorch_model.bin if there is no safetensors file.")
+    ] = False,
+) -> None:
+    """Turn a RoBERTa checkpoint into a Longformer one, as the Longformer paper did.
+
+    Copies the learned positions over and over up to --max-length, starts the global query/key/value
+    projections as copies of the local ones, and copies the tokenizer files. Hidden states equal
+    RoBERTa's while every two non-global pieces are at most window / 2 apart (and the input fits
+    RoBERTa's positions).
+    """
+    from .model.convert_roberta import convert_roberta as convert
+
+    msg = Printer()
+    windows = attention_window or [512]
+    window: int | list[int] = windows[0] if len(windows) == 1 else windows
+    start = time.perf_counter()
+    try:
+        convert(
+            src,
+            dst,
+            max_length=max_length,
+            attention_window=window,
+            force=force,
+            allow_pickle=allow_pickle,
+            progress=msg.info,
+        )
+    except (OSError, ValueError) as error:
+        msg.fail(str(error), exits=1)
+    files = ", ".join(sorted(p.name for p in dst.iterdir()))
+    msg.good(f"Longformer checkpoint written in {time.perf_counter() - start:.1f}s: {dst} ({files})")

@@ -180,6 +180,43 @@ class Errors(metaclass=_ErrorsWithCodes):
         "The tokenizer takes text as `str`, got {type_name} ({value!r:.60}). Pass the document's "
         "text, e.g. `doc.text`."
     )
+    # Converting a RoBERTa checkpoint (LF100-LF109)
+    LF100 = (
+        "Can't convert {path}: {problem}. Point `convert-roberta` to a RoBERTa checkpoint folder "
+        "holding config.json and model.safetensors (as `RobertaModel.save_pretrained` writes it)."
+    )
+    LF101 = "Can't convert {path}: its config.json has `model_type` {model_type!r}, not 'roberta'; {hint}."
+    LF102 = (
+        "`max_length` must be a positive int (the longest input of the new model, in pieces, e.g. "
+        "4096), got {value!r}."
+    )
+    LF103 = (
+        "`attention_window` must be an even int >= 2, or a list of one per layer ({n_layers} layers), "
+        "got {value!r}. Each token sees `window / 2` pieces on either side; the paper used 512."
+    )
+    LF104 = (
+        "Can't write the Longformer checkpoint to {path}: {found}. Pick a new or empty folder, or pass "
+        "`--force` (`force=True`) to delete what it holds first."
+    )
+    LF105 = (
+        "The output folder {dst} is the RoBERTa checkpoint {src} or a folder holding it; writing "
+        "there would destroy the source. Pick an output folder outside it."
+    )
+    LF106 = (
+        "The RoBERTa checkpoint {path} lacks weights a {architecture} needs: {keys}{more}. It is "
+        "incomplete (a shard missing?) or not the architecture config.json names; save it again "
+        "with `save_pretrained`, or fix `architectures` in config.json."
+    )
+    LF107 = (
+        "The RoBERTa checkpoint {path} has weights that don't fit a {architecture}: {details}. Use "
+        "the config.json that came with these weights (check `architectures`, `vocab_size`, "
+        "`hidden_size`, `num_hidden_layers`, `intermediate_size`, `type_vocab_size`)."
+    )
+    LF108 = "Can't convert {path}: it has {what}. Supported: {options}."
+    LF109 = (
+        "Can't read the tokenizer settings {path}: {error}. Replace the file with an intact copy "
+        "from the checkpoint, or delete it (the converted folder then gets a new one)."
+    )
     # Training data (LF110-LF119)
     LF110 = (
         "Can't read the data file {path}: {problem}. Check the path (give the file itself, not its folder)."
