@@ -220,10 +220,16 @@ def plan_doc(
         if choice.tokens.min() < 0 or choice.tokens.max() >= len(doc):
             bad = int(choice.tokens.max() if choice.tokens.max() >= len(doc) else choice.tokens.min())
             raise ValueError(Errors.LF124.format(index=bad, n_tokens=len(doc)))
-        starts = np.cumsum(alignment.lengths) - alignment.lengths
+        # Each run of consecutive tokens covers all pieces from its first to its last, so a
+        # whitespace piece inside a span (one no token claims) is global too, as in transformers'
+        # "every piece before the first </s>" for a question.
         data = np.asarray(alignment.dataXd)
-        for token in choice.tokens:
-            global_mask[data[starts[token] : starts[token] + alignment.lengths[token]]] = True
+        ends = np.cumsum(alignment.lengths)
+        tokens = np.unique(choice.tokens)
+        run_starts = tokens[np.r_[True, np.diff(tokens) > 1]]
+        run_ends = tokens[np.r_[np.diff(tokens) > 1, True]]
+        for first, last in zip(run_starts, run_ends, strict=True):
+            global_mask[data[ends[first] - alignment.lengths[first]] : data[ends[last] - 1] + 1] = True
     # Windows cut the pieces after the prefix, on token edges.
     n_rest = len(ids) - prefix - 1
     data = np.asarray(alignment.dataXd)
