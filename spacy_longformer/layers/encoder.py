@@ -349,15 +349,20 @@ def _forward(model: EncoderModel, docs: list[Doc], is_train: bool) -> tuple[list
                 global_attention_mask=plan.global_mask.astype("int8"),
                 alignment=plan.alignment,
                 windows=list(plan.windows),
+                window_states=ops.xp.stack([outputs[(d, w)][0] for w in range(len(plan.windows))]),
             )
         )
 
-    def backprop(d_states: list[Floats2d]) -> list[Doc]:
+    def backprop(d_outputs: list) -> list[Doc]:
+        d_states = [d[0] if isinstance(d, tuple) else d for d in d_outputs]
+        d_windows = [d[1] if isinstance(d, tuple) else None for d in d_outputs]
         for group, hidden, torch_backprop, width in backprops:
             d_hidden = ops.alloc3f(len(group), width, hidden.shape[-1])
             for row, (d, w) in enumerate(group):
                 pieces, rows = plans[d].owned[w]
                 d_hidden[row, ops.asarray1i(rows)] = d_states[d][ops.asarray1i(pieces)]
+                if d_windows[d] is not None:
+                    d_hidden[row, 0] += d_windows[d][w]
             grad = xp2torch(d_hidden, device=hidden.device).to(hidden.dtype)
             torch_backprop(ArgsKwargs(args=(hidden,), kwargs={"grad_tensors": (grad,)}))
         return []

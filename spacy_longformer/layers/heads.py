@@ -34,7 +34,8 @@ def build_text_classifier_v1(
     encoder: Model, dropout: float = 0.1, head_checkpoint: str | None = None
 ) -> TextModel:
     """transformers' sequence-classification head on each doc's ``<s>``: dropout, dense, tanh,
-    dropout, out-projection. Outputs logits (docs x labels).
+    dropout, out-projection. Outputs logits (docs x labels). A doc longer than one window reads
+    the mean of its windows' ``<s>`` states.
 
     encoder: an embedded encoder or a listener. head_checkpoint: a fine-tuned
     ``LongformerForSequenceClassification`` folder whose head (and labels) to start from; by
@@ -203,21 +204,28 @@ def load_hf_head(model: Model, weights: dict[str, Any]) -> None:
 
 
 def _text_forward(model: TextModel, docs: list[Doc], is_train: bool) -> tuple[Floats2d, Callable]:
+    """Each doc's ``<s>`` state, averaged over its windows when it runs as several (a document
+    longer than one window is classified from all of it, not only its start)."""
     encoder, head = model.layers
     datas, backprop_encoder = encoder(docs, is_train)
     ops = model.ops
-    width = encoder.get_dim("nO")
-    rows = ops.xp.stack([data.last_hidden_state[0] for data in datas]) if datas else ops.alloc2f(0, width)
+    windows = [_window_states(data) for data in datas]
+    rows = ops.xp.stack([w.mean(axis=0) for w in windows]) if datas else ops.alloc2f(0, encoder.get_dim("nO"))
     logits, backprop_head = head(rows, is_train)
 
     def backprop(d_logits: Floats2d) -> list:
         d_rows = backprop_head(d_logits)
-        d_states = [ops.alloc2f(*data.last_hidden_state.shape) for data in datas]
-        for d_state, d_row in zip(d_states, d_rows, strict=True):
-            d_state[0] = d_row
-        return backprop_encoder(d_states)
+        d_outputs = []
+        for data, states, d_row in zip(datas, windows, d_rows, strict=True):
+            d_windows = ops.xp.repeat(d_row[None, :] / len(states), len(states), axis=0)
+            d_outputs.append((ops.alloc2f(*data.last_hidden_state.shape), ops.asarray2f(d_windows)))
+        return backprop_encoder(d_outputs)
 
     return logits, backprop
+
+
+def _window_states(data: LongformerData) -> Floats2d:
+    return data.last_hidden_state[:1] if data.window_states is None else data.window_states
 
 
 def first_pieces(data: LongformerData) -> np.ndarray:

@@ -59,9 +59,9 @@ def _listener_forward(
         outputs, upstream_backprop = model._outputs, model._backprop
         factor = model.attrs["grad_factor"]
 
-        def backprop(d_states: list[Floats2d]) -> list:
+        def backprop(d_outputs: list) -> list:
             model._batch_id = model._outputs = model._backprop = None
-            return upstream_backprop([d * factor for d in d_states])
+            return upstream_backprop([scale_gradient(d, factor) for d in d_outputs])
 
         return outputs, backprop
     width = model.get_dim("nO")
@@ -76,6 +76,7 @@ def _listener_forward(
                 last_hidden_state=model.ops.alloc2f(len(doc), width),
                 global_attention_mask=np.zeros(len(doc), dtype="int8"),
                 alignment=Ragged(np.arange(len(doc), dtype="i"), lengths),
+                window_states=model.ops.alloc2f(1, width),
             )
         else:
             data = LongformerData(
@@ -84,9 +85,21 @@ def _listener_forward(
                 global_attention_mask=data.global_attention_mask,
                 alignment=data.alignment,
                 windows=data.windows,
+                window_states=None if data.window_states is None else model.ops.asarray2f(data.window_states),
             )
         outputs.append(data)
     return outputs, lambda d_states: []
+
+
+def scale_gradient(d: Floats2d | tuple, factor: float) -> Floats2d | tuple:
+    """A gradient for the encoder (pieces, or pieces and window ``<s>`` states) times ``factor``."""
+    return tuple(part * factor for part in d) if isinstance(d, tuple) else d * factor
+
+
+def add_gradient(total: tuple, d: Floats2d | tuple) -> None:
+    """Add one component's gradient into ``total`` = (pieces, window ``<s>`` states), in place."""
+    for part, d_part in zip(total, d if isinstance(d, tuple) else (d,), strict=False):
+        part += d_part
 
 
 def pieces_to_tokens(pooling: Model[Ragged, Floats2d]) -> Model[list[LongformerData], list[Floats2d]]:

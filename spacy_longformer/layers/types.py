@@ -23,7 +23,15 @@ class LongformerData:
 
     input_ids: (n_pieces,); last_hidden_state: (n_pieces, hidden); global_attention_mask:
     (n_pieces,) 1 for pieces global in the windows they fall in; alignment: one row of piece
-    indices per token. We keep no pooled or per-layer tensors here, so a Doc stays light.
+    indices per token. window_states: (n_windows, hidden) the ``<s>`` state of every window, which
+    document-level heads pool (the first equals ``last_hidden_state[0]``). We keep no per-layer
+    tensors here, so a Doc stays light.
+
+    A QA doc's pieces are ``<s> question </s></s> context </s>``; every window repeats the part
+    before ``windows[0][0]`` (the context's first piece).
+
+    Gradients into the encoder are, per doc, an array shaped like ``last_hidden_state`` or a pair
+    ``(d_last_hidden_state, d_window_states)``.
     """
 
     input_ids: np.ndarray
@@ -31,6 +39,7 @@ class LongformerData:
     global_attention_mask: np.ndarray
     alignment: Ragged
     windows: list[tuple[int, int]] = field(default_factory=list)
+    window_states: Floats2d | None = None
 
     @property
     def n_pieces(self) -> int:
@@ -53,10 +62,11 @@ class LongformerData:
 
     def to_cpu(self) -> LongformerData:
         """A copy whose arrays are numpy, so docs never hold GPU memory."""
-        state = self.last_hidden_state
-        if not isinstance(state, np.ndarray):
-            state = state.get()
-        return replace(self, last_hidden_state=np.asarray(state, dtype="f"))
+        return replace(
+            self,
+            last_hidden_state=_numpy(self.last_hidden_state),
+            window_states=None if self.window_states is None else _numpy(self.window_states),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +78,7 @@ class LongformerData:
                 "lengths": np.asarray(self.alignment.lengths),
             },
             "windows": [list(w) for w in self.windows],
+            "window_states": self.to_cpu().window_states,
         }
 
     @classmethod
@@ -78,7 +89,14 @@ class LongformerData:
             global_attention_mask=np.asarray(data["global_attention_mask"]),
             alignment=Ragged(np.asarray(data["alignment"]["data"]), np.asarray(data["alignment"]["lengths"])),
             windows=[tuple(w) for w in data["windows"]],
+            window_states=None
+            if data.get("window_states") is None
+            else np.asarray(data["window_states"], dtype="f"),
         )
+
+
+def _numpy(array: Floats2d) -> np.ndarray:
+    return np.asarray(array if isinstance(array, np.ndarray) else array.get(), dtype="f")
 
 
 @srsly.msgpack_encoders("spacy_longformer.LongformerData")

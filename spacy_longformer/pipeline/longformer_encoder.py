@@ -18,7 +18,7 @@ from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
 from ..errors import Errors
 from ..layers import encoder as encoder_layer
-from ..layers.listener import LongformerListener
+from ..layers.listener import LongformerListener, add_gradient
 from ..layers.types import LongformerData
 
 DEFAULT_ENCODER_MODEL = """
@@ -120,13 +120,19 @@ class LongformerEncoder(TrainablePipe):
         docs = [eg.predicted for eg in examples]
         set_dropout_rate(self.model, drop)
         outputs, backprop_encoder = self.model.begin_update(docs)
-        d_states = [self.model.ops.alloc2f(*data.last_hidden_state.shape) for data in outputs]
+        ops = self.model.ops
+        d_states = [
+            (ops.alloc2f(*data.last_hidden_state.shape), ops.alloc2f(*data.window_states.shape))
+            for data in outputs
+        ]
         losses.setdefault(self.name, 0.0)
 
         def accumulate_gradient(one_d_states: list) -> list:
-            for i, d in enumerate(one_d_states):
-                d_states[i] += d
-                losses[self.name] += float((d**2).sum())
+            for total, d in zip(d_states, one_d_states, strict=True):
+                add_gradient(total, d)
+                losses[self.name] += sum(
+                    float((part**2).sum()) for part in (d if isinstance(d, tuple) else (d,))
+                )
             return []
 
         def backprop(one_d_states: list) -> list:

@@ -91,6 +91,7 @@ def test_long_document_windows_match_transformers_per_window(nlp, hf):
     for w, (a, b) in enumerate(data.windows):
         assert b - a <= 126
         expected = _hf_states(model, [ids[0], *ids[a:b], ids[-1]])
+        assert np.abs(data.window_states[w] - expected[0]).max() <= 1e-4  # each window's <s>
         nxt = data.windows[w + 1][0] if w + 1 < len(data.windows) else b
         prev_end = data.windows[w - 1][1] if w else a
         lo, hi = (a + prev_end + 1) // 2 if w else 0, (nxt + b + 1) // 2 if w + 1 < len(data.windows) else b
@@ -206,6 +207,7 @@ def test_docs_with_longformer_data_serialize(nlp):
     back = spacy.tokens.Doc(nlp.vocab).from_bytes(doc.to_bytes())
     assert isinstance(back._.longformer, LongformerData)
     np.testing.assert_array_equal(back._.longformer.last_hidden_state, doc._.longformer.last_hidden_state)
+    np.testing.assert_array_equal(back._.longformer.window_states, doc._.longformer.window_states)
 
 
 def test_uninitialized_and_missing_checkpoint_errors(tmp_path):

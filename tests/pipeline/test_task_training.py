@@ -195,6 +195,31 @@ def test_qa_context_longer_than_a_window(tiny_checkpoint):
         assert doc.spans["answer"][0].text == example.reference.spans["answer"][0].text
 
 
+def test_textcat_reads_every_window_of_a_long_document(tiny_checkpoint):
+    """Two docs share their first windows and differ only in the last: the mean of all windows'
+    <s> states carries the difference, so the component learns what the start alone can't show."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("longformer_textcat", config={"model": {"encoder": {"name": str(tiny_checkpoint)}}})
+    examples = []
+    for label in ["POSITIVE", "NEGATIVE"]:
+        text = f"{synthetic_text(150, seed=0)} {CLASSES[label]}."
+        ref = nlp.make_doc(text)
+        ref.cats = {name: float(name == label) for name in CLASSES}
+        examples.append(Example(nlp.make_doc(text), ref))
+    textcat = nlp.get_pipe("longformer_textcat")
+    optimizer = nlp.initialize(lambda: examples)
+    datas = textcat.model.get_ref("encoder").predict([eg.predicted for eg in examples])
+    assert all(len(data.windows) >= 3 for data in datas)
+    first = datas[0].windows[0]
+    assert (datas[0].input_ids[slice(*first)] == datas[1].input_ids[slice(*first)]).all()
+    for _ in range(20):
+        for _ in range(10):
+            nlp.update(examples, sgd=optimizer, drop=0.0)
+        if nlp.evaluate(examples)["cats_score"] == 1.0:
+            break
+    assert nlp.evaluate(examples)["cats_score"] == 1.0
+
+
 def test_listener_textcat_and_qa_on_a_shared_encoder(tiny_checkpoint):
     nlp = spacy.blank("en")
     nlp.add_pipe(
