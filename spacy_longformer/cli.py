@@ -294,3 +294,62 @@ def convert_roberta(
         msg.fail(str(error), exits=1)
     files = ", ".join(sorted(p.name for p in dst.iterdir()))
     msg.good(f"Longformer checkpoint written in {time.perf_counter() - start:.1f}s: {dst} ({files})")
+
+
+@app.command("make-checkpoint")
+def make_checkpoint(
+    output_dir: Annotated[
+        Path, typer.Argument(help="Folder for the checkpoint (config, weights, tokenizer).")
+    ],
+    texts: Annotated[
+        list[Path] | None,
+        typer.Option("--texts", help="DocBin (.spacy) or text files whose texts train the BPE; repeatable."),
+    ] = None,
+    vocab_size: Annotated[int, typer.Option("--vocab-size", min=300, help="BPE vocabulary size.")] = 1000,
+    hidden_size: Annotated[int, typer.Option("--hidden-size", min=1, help="Hidden size.")] = 64,
+    layers: Annotated[int, typer.Option("--layers", min=1, help="Number of layers.")] = 2,
+    heads: Annotated[
+        int, typer.Option("--heads", min=1, help="Attention heads (divide the hidden size).")
+    ] = 4,
+    intermediate_size: Annotated[int, typer.Option("--intermediate-size", min=1, help="FFN size.")] = 128,
+    attention_window: Annotated[int, typer.Option("--attention-window", min=2, help="Window (even).")] = 32,
+    max_length: Annotated[int, typer.Option("--max-length", min=8, help="Pieces per window.")] = 1024,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the weights.")] = 0,
+) -> None:
+    """Write a small randomly initialised Longformer checkpoint, offline, in the HF layout.
+
+    For experiments and tests when no pretrained checkpoint is at hand: train its tokenizer on the
+    texts you will train on (`--texts train.spacy`), then train from it with a learning rate of
+    about 1e-3.
+    """
+    from .random_checkpoint import build_random_checkpoint
+
+    msg = Printer()
+    corpus = [_read_texts(path, msg) for path in texts or []]
+    path = build_random_checkpoint(
+        output_dir,
+        texts=[text for part in corpus for text in part] or None,
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=intermediate_size,
+        attention_window=attention_window,
+        max_position_embeddings=max_length + 2,
+        seed=seed,
+    )
+    msg.good(
+        f"Wrote a random Longformer ({layers} layers, hidden {hidden_size}, window {attention_window}, "
+        f"{max_length} pieces) to {path}"
+    )
+
+
+def _read_texts(path: Path, msg: Printer) -> list[str]:
+    if not path.exists():
+        msg.fail(f"No such file: {path}. Pass DocBin (.spacy) or text files to --texts.", exits=1)
+    if path.suffix == ".spacy":
+        import spacy
+        from spacy.tokens import DocBin
+
+        return [doc.text for doc in DocBin().from_disk(path).get_docs(spacy.blank("xx").vocab)]
+    return path.read_text(encoding="utf8").splitlines()

@@ -191,7 +191,8 @@ def plan_doc(
         alignment = _align(encoded.offsets[1:-1], doc, 0, len(doc), char_shift=0, piece_shift=1)
     else:
         question = question_span(doc, question_key)
-        context_char = doc[question.end].idx if question.end < len(doc) else len(doc.text)
+        # The context follows the separator after the question (make_qa_doc's newline).
+        context_char = min(question.end_char + 1, len(doc.text))
         encoded = tokenizer.encode_pair(doc.text[: question.end_char], doc.text[context_char:])
         n_question = sum(1 for s in encoded.sequence_ids if s == 0)
         prefix = n_question + 3

@@ -1,30 +1,98 @@
-"""Question-answering documents: the question as ``doc.spans["question"]``, the context after it."""
+"""Question-answering documents: the question as ``doc.spans["question"]``, the context after it.
+
+A QA doc's text is the question, a newline, then the context. The span group is what the QA
+component reads; the newline lets ``spacy-longformer.QATokenizer.v1`` restore the group from the
+text alone, so docs that spaCy rebuilds from text (``spacy train`` and ``spacy evaluate`` readers,
+``nlp(text)``) keep their question.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
 from spacy.language import Language
 from spacy.tokens import Doc, Span
+from spacy.util import registry
+from spacy.vocab import Vocab
 
 from ..errors import Errors
 from ..layers.qa_spans import ANSWER_KEY, QUESTION_KEY, question_span
 
-__all__ = ["ANSWER_KEY", "QUESTION_KEY", "make_qa_doc", "question_span"]
+__all__ = ["ANSWER_KEY", "QUESTION_KEY", "QATokenizer", "make_qa_doc", "question_span"]
+
+SEPARATOR = "\n"
 
 
 def make_qa_doc(nlp: Language, question: str, context: str) -> Doc:
-    """A Doc reading ``question`` then ``context`` (one space apart), with the question's tokens
-    as the single span of ``doc.spans["question"]``. Run it with ``nlp(doc)``.
+    """A Doc reading ``question``, a newline, then ``context``, with the question's tokens as the
+    single span of ``doc.spans["question"]``. Run it with ``nlp(doc)``.
 
-    The two texts are tokenized apart by ``nlp``'s tokenizer, so no token straddles them; the
-    context's characters start at ``doc.spans["question"][0].end_char + 1``.
+    The question's own whitespace is collapsed to single spaces (so it has no newline); the
+    context is kept as given and starts at ``doc.spans["question"][0].end_char + 1``.
     """
     for what, value in (("question", question), ("context", context)):
         if not isinstance(value, str):
             raise ValueError(Errors.LF127.format(what=what, type_name=type(value).__name__))
-    if not question.strip():
+    question = " ".join(question.split())
+    if not question:
         raise ValueError(Errors.LF128)
-    question_doc = nlp.make_doc(question.strip())
-    context_doc = nlp.make_doc(context)
-    doc = Doc.from_docs([question_doc, context_doc], ensure_whitespace=True)
-    doc.spans[QUESTION_KEY] = [Span(doc, 0, len(question_doc))]
+    doc = nlp.make_doc(question + SEPARATOR + context)
+    mark_question(doc)
     return doc
+
+
+def mark_question(doc: Doc) -> None:
+    """Set ``doc.spans["question"]`` to the tokens before the text's first newline, if any."""
+    end = doc.text.find(SEPARATOR)
+    if end <= 0 or not doc.text[:end].strip():
+        return
+    n_tokens = sum(1 for token in doc if token.idx + len(token.text) <= end)
+    if n_tokens:
+        doc.spans[QUESTION_KEY] = [Span(doc, 0, n_tokens)]
+
+
+class QATokenizer:
+    """spaCy's tokenizer, plus ``doc.spans["question"]`` for the text before the first newline."""
+
+    def __init__(self, tokenizer: Callable[[str], Doc]) -> None:
+        self.tokenizer = tokenizer
+
+    @property
+    def vocab(self) -> Vocab:
+        return self.tokenizer.vocab
+
+    def __call__(self, text: str) -> Doc:
+        doc = self.tokenizer(text)
+        mark_question(doc)
+        return doc
+
+    def pipe(self, texts: Iterable[str], batch_size: int = 1000) -> Iterator[Doc]:
+        for text in texts:
+            yield self(text)
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        return self.tokenizer.to_bytes(exclude=exclude)
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> QATokenizer:
+        self.tokenizer.from_bytes(bytes_data, exclude=exclude)
+        return self
+
+    def to_disk(self, path: str | Path, **kwargs: Any) -> None:
+        self.tokenizer.to_disk(path, **kwargs)
+
+    def from_disk(self, path: str | Path, **kwargs: Any) -> QATokenizer:
+        self.tokenizer.from_disk(path, **kwargs)
+        return self
+
+
+@registry.tokenizers("spacy-longformer.QATokenizer.v1")
+def create_qa_tokenizer() -> Callable[[Language], QATokenizer]:
+    """The language's own tokenizer, which also marks a QA text's question (see ``make_qa_doc``)."""
+    create_default = registry.tokenizers.get("spacy.Tokenizer.v1")()
+
+    def create(nlp: Language) -> QATokenizer:
+        return QATokenizer(create_default(nlp))
+
+    return create
