@@ -25,6 +25,15 @@ from ._task import TaskPipeMixin, task_model_config
 
 _HEAD = {"dropout": 0.1, "head_checkpoint": None}
 DEFAULT_TEXTCAT_MODEL = task_model_config("spacy-longformer.TextClassifier.v1", _HEAD, cls=True)
+# spaCy's textcat score weights: cats_score counts, the rest are reported.
+_SCORE_WEIGHTS: dict[str, float | None] = {
+    "cats_score": 1.0,
+    **dict.fromkeys(
+        ["cats_score_desc", "cats_micro_p", "cats_micro_r", "cats_micro_f", "cats_macro_p", "cats_macro_r"],
+        None,
+    ),
+    **dict.fromkeys(["cats_macro_f", "cats_macro_auc", "cats_f_per_type"], None),
+}
 
 
 @Language.factory(
@@ -35,18 +44,7 @@ DEFAULT_TEXTCAT_MODEL = task_model_config("spacy-longformer.TextClassifier.v1", 
         "threshold": 0.0,
         "scorer": {"@scorers": "spacy.textcat_scorer.v2"},
     },
-    default_score_weights={
-        "cats_score": 1.0,
-        "cats_score_desc": None,
-        "cats_micro_p": None,
-        "cats_micro_r": None,
-        "cats_micro_f": None,
-        "cats_macro_p": None,
-        "cats_macro_r": None,
-        "cats_macro_f": None,
-        "cats_macro_auc": None,
-        "cats_f_per_type": None,
-    },
+    default_score_weights=_SCORE_WEIGHTS,
 )
 def make_longformer_textcat(
     nlp: Language, name: str, model: Model, threshold: float, scorer: Callable | None
@@ -63,18 +61,7 @@ def make_longformer_textcat(
         "threshold": 0.5,
         "scorer": {"@scorers": "spacy.textcat_multilabel_scorer.v2"},
     },
-    default_score_weights={
-        "cats_score": 1.0,
-        "cats_score_desc": None,
-        "cats_micro_p": None,
-        "cats_micro_r": None,
-        "cats_micro_f": None,
-        "cats_macro_p": None,
-        "cats_macro_r": None,
-        "cats_macro_f": None,
-        "cats_macro_auc": None,
-        "cats_f_per_type": None,
-    },
+    default_score_weights=_SCORE_WEIGHTS,
 )
 def make_longformer_textcat_multilabel(
     nlp: Language, name: str, model: Model, threshold: float, scorer: Callable | None
