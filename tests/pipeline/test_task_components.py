@@ -247,3 +247,17 @@ def test_qa_scorer_is_squad_exact_match_and_token_f1():
     scores = score_qa(examples)
     assert scores["qa_exact"] == pytest.approx(2 / 3)
     assert scores["qa_f1"] == pytest.approx((1 + 2 / 3 + 1) / 3)
+
+
+def test_listener_textcat_with_head_checkpoint_equals_transformers(heads):
+    """A shared encoder and a listening textcat whose head comes from `head_checkpoint`."""
+    path, hf = heads["textcat"]
+    nlp = spacy.blank("en")
+    nlp.add_pipe("longformer_encoder", config={"model": {"name": str(path)}})
+    listener = {"@architectures": "spacy-longformer.LongformerListener.v1", "upstream": "*"}
+    nlp.add_pipe("longformer_textcat", config={"model": {"encoder": listener, "head_checkpoint": str(path)}})
+    nlp.initialize()
+    for text in UNSEEN:
+        with torch.no_grad():
+            probs = hf(**heads["tokenizer"](text, return_tensors="pt")).logits.softmax(-1)[0].numpy()
+        np.testing.assert_allclose(list(nlp(text).cats.values()), probs, atol=1e-4)
