@@ -17,8 +17,8 @@ long-range attention carry information:
 
 - ``synthetic_textcat``: POSITIVE / NEGATIVE, decided by one keyword sentence in the second half;
 - ``synthetic_ner``: PERSON and ORG names from small closed lists planted among the filler;
-- ``synthetic_qa``: "What is the code of KEY?" answered by a fact in the second half, among
-  distractor facts about other keys.
+- ``synthetic_qa``: "What is the code for KEY?" answered by the code "KEY-NNN" in the second half,
+  among distractor codes of other keys.
 
 Each is deterministic by ``seed``: document ``i`` is drawn from its own generator seeded by
 ``(task, seed, i)``, so the first documents stay the same when you ask for more.
@@ -340,9 +340,12 @@ def _filler(rng: random.Random, n_words: int) -> list[list[str]]:
 
 
 def _plant_sentences(
-    rng: random.Random, sentences: list[list[str]], planted: list[tuple[list[str], int]]
+    rng: random.Random,
+    sentences: list[list[str]],
+    planted: list[tuple[list[str], int] | tuple[list[str], int, int]],
 ) -> list[list[str]]:
-    """Insert each planted sentence at a random sentence boundary at or past its word index."""
+    """Insert each planted sentence at a random sentence boundary at or past its word index (and
+    before its optional last word index)."""
     boundaries: list[tuple[int, int]] = []  # (number of sentences before, number of words before)
     n_before = 0
     for i, sentence in enumerate(sentences):
@@ -350,8 +353,11 @@ def _plant_sentences(
         n_before += len(sentence)
     boundaries.append((len(sentences), n_before))
     inserts: dict[int, list[list[str]]] = {}
-    for words, min_word in planted:
-        choices = [i for i, before in boundaries if before >= min_word] or [len(sentences)]
+    for words, min_word, *max_word in planted:
+        last = max_word[0] if max_word else n_before
+        choices = [i for i, before in boundaries if min_word <= before < last] or [
+            next((i for i, before in boundaries if before >= min_word), len(sentences))
+        ]
         inserts.setdefault(rng.choice(choices), []).append(words)
     out: list[list[str]] = []
     for i in range(len(sentences) + 1):
@@ -407,19 +413,32 @@ def _ner_doc(nlp: Language, rng: random.Random, index: int, n_words: int) -> Doc
 def _qa_doc(nlp: Language, rng: random.Random, index: int, n_words: int) -> Doc:
     n_facts = min(len(QA_KEYS), 4)
     keys = rng.sample(QA_KEYS, n_facts)
-    codes = rng.sample(range(100, 1000), n_facts)
-    facts = [["the", "code", "of", key, "is", f"{code}."] for key, code in zip(keys, codes, strict=True)]
-    # The asked fact (the first) in the second half; distractors anywhere.
-    planted = [(facts[0], n_words // 2)] + [(fact, 0) for fact in facts[1:]]
+    codes = [
+        f"{key}-{number}" for key, number in zip(keys, rng.sample(range(100, 1000), n_facts), strict=True)
+    ]
+    facts = [["the", "code", "is", f"{code}."] for code in codes]
+    # One fact per stretch of n_words / n_facts words, kept to the middle half of its stretch, so
+    # facts lie far apart (beyond a local window of each other); the asked fact (the first) in a
+    # stretch of the second half.
+    stretch = n_words // n_facts
+    margin = stretch // 4
+    stretches = list(range(n_facts))
+    asked = rng.choice([i for i in stretches if i * stretch >= n_words // 2] or stretches[-1:])
+    others = [i for i in stretches if i != asked]
+    rng.shuffle(others)
+    planted = [
+        (fact, i * stretch + margin, (i + 1) * stretch - margin)
+        for fact, i in zip(facts, [asked, *others], strict=True)
+    ]
     sentences = _plant_sentences(rng, _filler(rng, n_words), planted)
     context = _join(sentences)
     before = _join(sentences[: sentences.index(facts[0])])
     start = len(before) + (1 if before else 0) + len(" ".join(facts[0][:-1])) + 1
-    answer = str(codes[0])
+    answer = codes[0]
     assert context[start : start + len(answer)] == answer
     from .pipeline.qa_docs import make_qa_doc
 
-    doc = make_qa_doc(nlp, f"What is the code of {keys[0]}?", context)
+    doc = make_qa_doc(nlp, f"What is the code for {keys[0]}?", context)
     doc.spans[ANSWER_KEY] = [_answer_span(doc, start, start + len(answer))]
     return doc
 
@@ -470,11 +489,12 @@ def synthetic_ner(nlp: Language, n_docs: int, *, n_words: int, seed: int) -> lis
 
 
 def synthetic_qa(nlp: Language, n_docs: int, *, n_words: int, seed: int) -> list[Doc]:
-    """Extractive QA: "What is the code of KEY?" over ``n_words`` words of lowercase filler.
+    """Extractive QA: "What is the code for KEY?" over ``n_words`` words of lowercase filler.
 
-    The context holds four facts "the code of KEY is NNN." (distinct keys from ``QA_KEYS``, distinct
-    three-digit codes): the asked one at a sentence boundary in the second half, the three
-    distractors anywhere. The gold answer, the code token, is the one span of ``doc.spans["answer"]``;
-    docs are built by ``make_qa_doc`` (question in ``doc.spans["question"]``).
+    The context holds four facts "the code is KEY-NNN." (distinct keys from ``QA_KEYS``, distinct
+    three-digit numbers), each in its own quarter of the doc, far from the others: the asked one
+    in the second half. Only the question tells the four codes apart, and it lies beyond any
+    local window of the answer. The gold answer, the code token ``KEY-NNN``, is the one span of
+    ``doc.spans["answer"]``; docs are built by ``make_qa_doc`` (question in ``doc.spans["question"]``).
     """
     return list(iter_synthetic("qa", nlp, n_docs, n_words=n_words, seed=seed))

@@ -313,18 +313,18 @@ def test_synthetic_qa(nlp, tmp_path):
     docs = synthetic_qa(nlp, 12, n_words=N_WORDS, seed=2)
     for doc in docs:
         question = doc.spans["question"][0].text
-        assert question.startswith("What is the code of ") and question.endswith("?")
-        key = question.removeprefix("What is the code of ").removesuffix("?")
+        assert question.startswith("What is the code for ") and question.endswith("?")
+        key = question.removeprefix("What is the code for ").removesuffix("?")
         assert key in QA_KEYS
         (answer,) = doc.spans["answer"]
-        assert len(answer) == 1 and answer.text.isdigit() and len(answer.text) == 3
-        # "the code of KEY is ANSWER": the asked fact, after half the filler; distractors differ.
-        assert doc[answer.start - 5 : answer.start].text == f"the code of {key} is"
+        # "the code is KEY-NNN": the asked fact, after half the filler; distractors differ.
+        assert len(answer) == 1 and answer.text.startswith(f"{key}-") and answer.text[-3:].isdigit()
+        assert doc[answer.start - 3 : answer.start].text == "the code is"
         assert _context_words_before(doc, answer.start_char) >= N_WORDS // 2
-        facts = [token.i for token in doc if token.text == "code" and token.i > doc.spans["question"][0].end]
-        assert len(facts) == 4
-        others = {doc[i + 2].text: doc[i + 4].text for i in facts if doc[i + 2].text != key}
-        assert len(others) == 3 and answer.text not in others.values()
+        codes = [token for token in doc if token.i > 2 and doc[token.i - 2 : token.i].text == "code is"]
+        assert len(codes) == 4 and len({code.text.split("-")[0] for code in codes}) == 4
+        # facts lie far apart: more than 16 tokens between any two
+        assert min(b.i - a.i for a, b in zip(codes, codes[1:], strict=False)) > 16
     again = _roundtrip(nlp, docs, tmp_path)
     for old, new in zip(docs, again, strict=True):
         for group in ("question", "answer"):
