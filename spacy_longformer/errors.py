@@ -344,3 +344,9 @@ class Errors(metaclass=_ErrorsWithCodes):
         'Set `question_key = "question"` in the `[model]` block of the encoder it uses (its own, or the '
         "`longformer_encoder` its listener follows)."
     )
+    LF141 = (
+        "The Longformer encoder has no checkpoint: its `name` is empty. Set it to a checkpoint folder "
+        "(config.json, model.safetensors, tokenizer files): `--paths.longformer DIR` with our configs, "
+        '`config={"model": {"name": DIR}}` for `longformer_encoder` in `nlp.add_pipe`, or '
+        '`config={"model": {"encoder": {"name": DIR}}}` for a task component.'
+    )

@@ -26,6 +26,7 @@ REGISTRIES = {
     "spacy_architectures": registry.architectures,
     "spacy_misc": registry.misc,
     "spacy_scorers": registry.scorers,
+    "spacy_tokenizers": registry.tokenizers,
 }
 
 

@@ -37,7 +37,7 @@ EncoderModel = Model[list[Doc], list[LongformerData]]
 
 @registry.architectures("spacy-longformer.LongformerEncoder.v1")
 def build_longformer_encoder_v1(
-    name: str,
+    name: str | None,
     global_attention: GlobalAttentionGetter | None = None,
     max_window_pieces: int | None = None,
     window_overlap: int = 256,
@@ -59,6 +59,8 @@ def build_longformer_encoder_v1(
     question_key: read docs as QA docs, ``<s> question </s></s> context </s>`` with the question
         taken from ``doc.spans[question_key]`` and repeated in every window.
     """
+    if not name:
+        raise ValueError(Errors.LF141)
     for key, value, minimum in (
         ("window_overlap", window_overlap, 0),
         ("max_batch_pieces", max_batch_pieces, 1),
