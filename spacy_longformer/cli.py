@@ -320,7 +320,7 @@ def make_checkpoint(
 
     For experiments and tests when no pretrained checkpoint is at hand: train its tokenizer on the
     texts you will train on (`--texts train.spacy`), then train from it with a learning rate of
-    about 1e-3.
+    1e-3 to 3e-3.
     """
     from .random_checkpoint import build_random_checkpoint
 
