@@ -75,7 +75,7 @@ def test_commands_reference_existing_files(project):
 
 def test_train_commands_override_the_shared_settings(project):
     trains = {c["name"]: " ".join(c["script"]) for c in project["commands"] if c["name"].startswith("train-")}
-    assert set(trains) == {"train-textcat", "train-ner", "train-qa"}
+    assert set(trains) == {"train-textcat", "train-textcat-noglobal", "train-ner", "train-qa"}
     for script in trains.values():
         for option in (
             "--paths.train",
