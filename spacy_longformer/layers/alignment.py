@@ -35,6 +35,14 @@ def align_tokens(piece_offsets: np.ndarray, token_spans: np.ndarray) -> Ragged:
     return Ragged(indices, lengths)
 
 
+def piece_bounds(alignment: Ragged) -> tuple[np.ndarray, np.ndarray]:
+    """First and last piece of each token (both nondecreasing over the tokens)."""
+    lengths = np.asarray(alignment.lengths)
+    pieces = np.asarray(alignment.dataXd)
+    ends = np.cumsum(lengths)
+    return pieces[ends - lengths], pieces[ends - 1]
+
+
 def cut_points(alignment: Ragged, n_pieces: int) -> np.ndarray:
     """Piece indices where a window may start or end without splitting a token: (n_pieces + 1,) bool."""
     ok = np.ones(n_pieces + 1, dtype=bool)

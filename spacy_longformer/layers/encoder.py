@@ -27,7 +27,7 @@ from thinc.types import ArgsKwargs, Floats2d, Ragged
 from ..errors import Errors
 from ..model import LongformerConfig, LongformerModel
 from ..tokenization import LongformerTokenizer
-from .alignment import align_tokens, cut_points, plan_windows, window_owners
+from .alignment import align_tokens, cut_points, piece_bounds, plan_windows, window_owners
 from .global_attention import GlobalAttentionGetter, configure_global_attention
 from .qa_spans import question_span
 from .types import LongformerData
@@ -190,7 +190,7 @@ def plan_doc(
     if question_key is None:
         encoded = tokenizer.encode(doc.text)
         prefix = 1
-        alignment = _align(encoded.offsets[1:-1], doc, 0, len(doc), char_shift=0, piece_shift=1)
+        alignment = rest = _align(encoded.offsets[1:-1], doc, 0, len(doc), char_shift=0, piece_shift=1)
     else:
         question = question_span(doc, question_key)
         # The context follows the separator after the question (make_qa_doc's newline).
@@ -200,20 +200,18 @@ def plan_doc(
         prefix = n_question + 3
         if window + 1 - prefix < 2:
             raise ValueError(Errors.LF130.format(n_pieces=n_question, window=window))
-        parts = [
-            _align(encoded.offsets[1 : 1 + n_question], doc, 0, question.end, char_shift=0, piece_shift=1),
-            _align(
-                encoded.offsets[prefix:-1],
-                doc,
-                question.end,
-                len(doc),
-                char_shift=context_char,
-                piece_shift=prefix,
-            ),
-        ]
+        asked = _align(encoded.offsets[1 : 1 + n_question], doc, 0, question.end, char_shift=0, piece_shift=1)
+        rest = _align(
+            encoded.offsets[prefix:-1],
+            doc,
+            question.end,
+            len(doc),
+            char_shift=context_char,
+            piece_shift=prefix,
+        )
         alignment = Ragged(
-            np.concatenate([np.asarray(a.dataXd) for a in parts]).astype("i"),
-            np.concatenate([np.asarray(a.lengths) for a in parts]).astype("i"),
+            np.concatenate([np.asarray(asked.dataXd), np.asarray(rest.dataXd)]).astype("i"),
+            np.concatenate([np.asarray(asked.lengths), np.asarray(rest.lengths)]).astype("i"),
         )
     ids = np.asarray(encoded.ids, dtype="int64")
     choice = getter(doc)
@@ -226,27 +224,18 @@ def plan_doc(
         # Each run of consecutive tokens covers all pieces from its first to its last, so a
         # whitespace piece inside a span (one no token claims) is global too, as in transformers'
         # "every piece before the first </s>" for a question.
-        data = np.asarray(alignment.dataXd)
-        ends = np.cumsum(alignment.lengths)
+        first_piece, last_piece = piece_bounds(alignment)
         tokens = np.unique(choice.tokens)
         run_starts = tokens[np.r_[True, np.diff(tokens) > 1]]
         run_ends = tokens[np.r_[np.diff(tokens) > 1, True]]
         for first, last in zip(run_starts, run_ends, strict=True):
-            global_mask[data[ends[first] - alignment.lengths[first]] : data[ends[last] - 1] + 1] = True
-    # Windows cut the pieces after the prefix, on token edges.
+            global_mask[first_piece[first] : last_piece[last] + 1] = True
+    # Windows cut the pieces after the prefix (the whole text, or the context), on token edges.
     n_rest = len(ids) - prefix - 1
-    data = np.asarray(alignment.dataXd)
-    rest = data >= prefix
-    rest_alignment = Ragged(
-        (data[rest] - prefix).astype("i"),
-        np.add.reduceat(rest, np.cumsum(alignment.lengths) - alignment.lengths).astype("i")
-        if len(alignment.lengths)
-        else alignment.lengths,
-    )
     windows = [
         (a + prefix, b + prefix)
         for a, b in plan_windows(
-            cut_points(rest_alignment, n_rest),
+            cut_points(Ragged(np.asarray(rest.dataXd) - prefix, rest.lengths), n_rest),
             size=window + 1 - prefix,
             overlap=min(overlap, (window + 1 - prefix) // 2),
         )

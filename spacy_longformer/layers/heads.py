@@ -21,6 +21,7 @@ from thinc.types import Floats2d
 
 from ..errors import Errors
 from ..model.hf_checkpoint import read_head
+from .alignment import piece_bounds
 from .listener import LongformerListener
 from .types import LongformerData
 
@@ -228,17 +229,12 @@ def _window_states(data: LongformerData) -> Floats2d:
     return data.last_hidden_state[:1] if data.window_states is None else data.window_states
 
 
-def first_pieces(data: LongformerData) -> np.ndarray:
-    """Index of the first piece of each token: the piece whose state tags the token."""
-    lengths = np.asarray(data.alignment.lengths)
-    return np.asarray(data.alignment.dataXd)[np.cumsum(lengths) - lengths].astype("i")
-
-
 def _token_forward(model: TokenModel, docs: list[Doc], is_train: bool) -> tuple[list[Floats2d], Callable]:
     encoder, head = model.layers
     datas, backprop_encoder = encoder(docs, is_train)
     ops = model.ops
-    indices = [ops.asarray1i(first_pieces(data)) for data in datas]
+    # The first piece of each token is the one whose state tags it.
+    indices = [ops.asarray1i(piece_bounds(data.alignment)[0]) for data in datas]
     rows = _concat(
         ops,
         [data.last_hidden_state[index] for data, index in zip(datas, indices, strict=True)],

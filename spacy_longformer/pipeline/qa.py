@@ -27,6 +27,7 @@ from thinc.api import Model
 from thinc.types import Floats2d
 
 from ..errors import Errors
+from ..layers.alignment import piece_bounds
 from ..layers.heads import load_hf_head, read_hf_head
 from ..layers.qa_spans import ANSWER_KEY, QUESTION_KEY
 from ..layers.types import LongformerData
@@ -129,7 +130,7 @@ class LongformerQA(TaskPipeMixin, TrainablePipe):
         start, end, score = span
         if self.cfg["allow_no_answer"] and scores[0, 0] + scores[0, 1] > score:
             return None
-        first, last = _piece_bounds(data)
+        first, last = piece_bounds(data.alignment)
         start_token = int(np.searchsorted(last, start, side="left"))
         end_token = max(int(np.searchsorted(first, end, side="right")) - 1, start_token)
         return start_token, end_token, float(score)
@@ -177,7 +178,7 @@ class LongformerQA(TaskPipeMixin, TrainablePipe):
         if not aligned:
             return None
         span = aligned[0]
-        first, last = _piece_bounds(data)
+        first, last = piece_bounds(data.alignment)
         return int(first[span.start]), int(last[span.end - 1])
 
 
@@ -186,14 +187,6 @@ def _context_start(data: LongformerData) -> int:
     if not data.windows or data.windows[0][0] < 4:
         raise ValueError(Errors.LF140)
     return data.windows[0][0]
-
-
-def _piece_bounds(data: LongformerData) -> tuple[np.ndarray, np.ndarray]:
-    """First and last piece of each token (nondecreasing)."""
-    lengths = np.asarray(data.alignment.lengths)
-    pieces = np.asarray(data.alignment.dataXd)
-    ends = np.cumsum(lengths)
-    return pieces[ends - lengths], pieces[ends - 1]
 
 
 def best_span(
