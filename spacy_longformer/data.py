@@ -287,7 +287,7 @@ def _find_all(text: str, part: str) -> list[int]:
 
 def _answer_span(doc: Doc, start: int, end: int) -> Span | None:
     """The whole tokens covering context characters [start, end) of a QA doc, or None if no token."""
-    offset = doc.spans[QUESTION_KEY][0].end_char + 1  # make_qa_doc puts one space after the question
+    offset = doc.spans[QUESTION_KEY][0].end_char + 1  # make_qa_doc puts a newline after the question
     span = doc.char_span(offset + start, offset + end, alignment_mode="expand")
     if span is None or not span.text.strip():
         return None

@@ -49,6 +49,7 @@ from .hf_checkpoint import (
     CONFIG_NAME,
     HF_PREFIX,
     TIED_DECODER,
+    and_more,
     read_checkpoint,
     to_hf_state_dict,
     write_checkpoint,
@@ -201,7 +202,7 @@ def longformer_state(
     if missing:
         raise ValueError(
             Errors.LF106.format(
-                path=path, architecture=architecture, keys=", ".join(missing[:8]), more=_more(missing, 8)
+                path=path, architecture=architecture, keys=", ".join(missing[:8]), more=and_more(missing, 8)
             )
         )
     problems = [f"{key} (not a weight of {architecture})" for key in source if key not in expected]
@@ -221,7 +222,7 @@ def longformer_state(
     if problems:
         raise ValueError(
             Errors.LF107.format(
-                path=path, architecture=architecture, details="; ".join(problems[:6]) + _more(problems, 6)
+                path=path, architecture=architecture, details="; ".join(problems[:6]) + and_more(problems, 6)
             )
         )
     return {key: tensor.contiguous() for key, tensor in state.items()}
@@ -318,7 +319,7 @@ def _check_destination(src: Path, dst: Path, *, force: bool) -> bool:
         raise OSError(Errors.LF104.format(path=dst, found="it is a file"))
     found = sorted(p.name for p in dst.iterdir())
     if found and not force:
-        shown = ", ".join(found[:5]) + _more(found, 5)
+        shown = ", ".join(found[:5]) + and_more(found, 5)
         raise OSError(Errors.LF104.format(path=dst, found=f"it holds {shown}"))
     return bool(found)
 
@@ -356,7 +357,3 @@ def _n_learned(weights: dict[str, Tensor], n_offset: int) -> int:
 
 def _describe(windows: list[int]) -> str:
     return str(windows[0]) if len(set(windows)) == 1 else ", ".join(map(str, windows))
-
-
-def _more(items: list[str], shown: int) -> str:
-    return f" (and {len(items) - shown} more)" if len(items) > shown else ""

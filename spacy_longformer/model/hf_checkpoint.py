@@ -156,7 +156,9 @@ def from_hf_state_dict(
         else:
             unknown.append(key)
     if unknown:
-        raise ValueError(Errors.LF057.format(path=path, keys=", ".join(unknown[:8]), more=_more(unknown, 8)))
+        raise ValueError(
+            Errors.LF057.format(path=path, keys=", ".join(unknown[:8]), more=and_more(unknown, 8))
+        )
     return state, ignored
 
 
@@ -183,7 +185,8 @@ def read_head(
     return config, {key: value for key, value in state.items() if not key.startswith(OUR_PREFIX)}
 
 
-def _more(keys: list[str], shown: int) -> str:
+def and_more(keys: list[str], shown: int) -> str:
+    """The tail of a list cut to ``shown`` items in a message: ' (and N more)'."""
     return f" (and {len(keys) - shown} more)" if len(keys) > shown else ""
 
 
@@ -331,14 +334,14 @@ class HFCheckpointMixin:
         ]
         if mismatched:
             raise ValueError(
-                Errors.LF055.format(path=path, details="; ".join(mismatched[:4]) + _more(mismatched, 4))
+                Errors.LF055.format(path=path, details="; ".join(mismatched[:4]) + and_more(mismatched, 4))
             )
         missing = [key for key in expected if key not in state]
         fresh = [key for key in missing if self._may_start_fresh(key)]
         required = [key for key in missing if key not in fresh]
         if required:
             raise ValueError(
-                Errors.LF056.format(path=path, keys=", ".join(required[:8]), more=_more(required, 8))
+                Errors.LF056.format(path=path, keys=", ".join(required[:8]), more=and_more(required, 8))
             )
         unexpected = [key for key in state if key not in expected]
         if unexpected:
