@@ -16,10 +16,13 @@ Implementations of the sliding window, chosen by ``attn_implementation``:
 - ``reference``: walks the sequence in query blocks, scores each block densely against the keys
   its windows can reach, masks the band and soft-maxes explicitly. It returns probabilities in
   transformers' layout and is the oracle for the fast paths.
-- ``sdpa``: the same blocks, each a single fused ``scaled_dot_product_attention`` call with a
-  boolean block mask (flash kernels on CPU and CUDA): no score matrix is materialised and cost is
-  linear in the sequence and in the window (each block of B = window / 2 queries sees 3B keys).
-- ``gemm``: the same blocks as masked batched matmuls + softmax, fastest in half precision on CPU.
+- ``sdpa`` and ``gemm``: input that fits in one window runs as plain dense attention. Longer rows
+  are laid out once per forward pass (``_Band``): blocks of B queries, each against a window of
+  about 2 * one_sided + B keys that is a strided view of one copy of the keys, with the global
+  keys interleaved so that each window holds them once. Cost is linear in the sequence and in the
+  window, and nothing is copied per block. ``sdpa`` runs each row and layer as one fused
+  ``scaled_dot_product_attention`` call (flash kernels on CPU and CUDA); ``gemm`` as batched
+  matmuls + softmax per head (fastest in half precision on CPU).
 ``auto`` picks by device and dtype, and ``reference`` whenever probabilities are asked for.
 """
 
@@ -27,12 +30,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
 from .config import LongformerConfig
+from .linear import dense
 
 ATTN_IMPLEMENTATIONS = ("auto", "reference", "sdpa", "gemm")
 
@@ -69,11 +73,15 @@ class GlobalTokens:
 
 @dataclass
 class AttentionMask:
-    """``is_pad``, ``is_global``: (batch, seq) booleans; a padding token is never global."""
+    """``is_pad``, ``is_global``: (batch, seq) booleans; a padding token is never global.
+
+    Made once per forward pass, it also keeps the fast paths' per-row layouts, which every layer
+    with the same window shares."""
 
     is_pad: Tensor
     is_global: Tensor
     global_tokens: GlobalTokens
+    _bands: dict[tuple[int, int, int], _Band] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_masks(cls, attention_mask: Tensor, global_attention_mask: Tensor | None) -> AttentionMask:
@@ -84,10 +92,11 @@ class AttentionMask:
             is_global = (global_attention_mask != 0) & ~is_pad
         return cls(is_pad=is_pad, is_global=is_global, global_tokens=GlobalTokens.from_mask(is_global))
 
-    def rows(self, rows: slice, length: int) -> AttentionMask:
-        """The mask of some batch rows, cut to their first ``length`` tokens."""
-        is_global = self.is_global[rows, :length]
-        return AttentionMask(self.is_pad[rows, :length], is_global, GlobalTokens.from_mask(is_global))
+    def band(self, row: int, length: int, *, one_sided: int, block: int) -> _Band:
+        key = (row, one_sided, block)
+        if key not in self._bands:
+            self._bands[key] = _Band.build(self, row, length, one_sided=one_sided, block=block)
+        return self._bands[key]
 
 
 @dataclass
@@ -192,18 +201,99 @@ def _blocks(
         yield _Block(start, end, key_start, keys, values, allowed | pad_query[:, :, start:end])
 
 
-def _row_groups(mask: AttentionMask, device: torch.device) -> list[tuple[slice, int]]:
-    """Batch rows to run together, each group with the length it needs (trailing padding cut).
+@dataclass
+class _Band:
+    """One batch row laid out for the fast paths.
 
-    On CPU one row at a time keeps the working set in cache (measured: 2-3x faster for batches of
-    long windows); on accelerators all rows run together, so kernel launches don't multiply.
+    Queries run in blocks of ``block``. Keys are stored as segments: the row's ``x`` global keys,
+    then ``block`` consecutive tokens. Block i's window is segments i .. i + 2 * reach, a strided
+    view of that storage (no per-block copies); it holds the global keys once (in its first
+    segment; the other copies are masked) and every token its queries' windows can reach.
     """
+
+    length: int
+    block: int
+    reach: int
+    global_index: Tensor  # (x,) positions of this row's global tokens
+    allowed: Tensor  # (n_blocks, 1, block, window) bool
+    interior_pad: Tensor | None  # (length,) padding queries before the last real token, if any
+    biases: dict[torch.dtype, Tensor]
+
+    @property
+    def n_blocks(self) -> int:
+        return self.allowed.shape[0]
+
+    @property
+    def segment(self) -> int:
+        return len(self.global_index) + self.block
+
+    def bias(self, dtype: torch.dtype) -> Tensor:
+        """``allowed`` as an additive mask (n_blocks, block, window), made once per dtype."""
+        if dtype not in self.biases:
+            bias = torch.zeros(self.allowed[:, 0].shape, dtype=dtype, device=self.allowed.device)
+            self.biases[dtype] = bias.masked_fill_(~self.allowed[:, 0], torch.finfo(dtype).min)
+        return self.biases[dtype]
+
+    def segments(self, states: Tensor) -> Tensor:
+        """(length, heads, head_dim) -> windows (n_blocks, heads, window, head_dim), a view."""
+        length, heads, head_dim = states.shape
+        x, block, reach, n_blocks = len(self.global_index), self.block, self.reach, self.n_blocks
+        out = states.new_empty(n_blocks + 2 * reach, x + block, heads, head_dim)
+        out[:, :x] = states[self.global_index]
+        full, rest = divmod(length, block)
+        out[:reach, x:] = 0
+        out[reach : reach + full, x:] = states[: full * block].view(full, block, heads, head_dim)
+        if rest:
+            out[reach + full, x : x + rest] = states[full * block :]
+            out[reach + full, x + rest :] = 0
+        out[reach + n_blocks :, x:] = 0
+        window = (2 * reach + 1) * (x + block)
+        flat = out.view(-1, heads, head_dim)
+        return flat.unfold(0, window, x + block).permute(0, 1, 3, 2)
+
+    def queries(self, states: Tensor) -> Tensor:
+        """(length, heads, head_dim) -> (n_blocks, heads, block, head_dim)."""
+        length, heads, head_dim = states.shape
+        padded = self.n_blocks * self.block
+        if padded != length:
+            states = nn.functional.pad(states, (0, 0, 0, 0, 0, padded - length))
+        return states.view(self.n_blocks, self.block, heads, head_dim).transpose(1, 2)
+
+    @classmethod
+    def build(cls, mask: AttentionMask, row: int, length: int, *, one_sided: int, block: int) -> _Band:
+        device = mask.is_pad.device
+        reach = max(1, round(one_sided / block))
+        block = -(-one_sided // reach)  # reach * block >= one_sided: the windows cover the band
+        n_blocks = -(-length // block)
+        is_pad, is_global = mask.is_pad[row, :length], mask.is_global[row, :length]
+        global_index = is_global.nonzero()[:, 0]
+        x = len(global_index)
+        segment = x + block
+        slot = torch.arange((2 * reach + 1) * segment, device=device)
+        which, offset = slot // segment, slot % segment
+        global_slot = offset < x
+        # Token position of every window slot, per block: (n_blocks, window).
+        position = (torch.arange(n_blocks, device=device)[:, None] + which - reach) * block + offset - x
+        usable = ~(is_pad | is_global)
+        key_ok = (position >= 0) & (position < length) & ~global_slot
+        key_ok &= usable[position.clamp(0, length - 1)]
+        query = torch.arange(n_blocks * block, device=device).view(n_blocks, block)
+        allowed = key_ok[:, None, :] & ((position[:, None, :] - query[:, :, None]).abs() <= one_sided)
+        allowed |= global_slot & (which == 0)
+        # Padding queries may attend anywhere (their rows are zeroed), so no row is fully masked.
+        query_pad = (query >= length) | is_pad[query.clamp(max=length - 1)]
+        allowed |= query_pad[:, :, None]
+        interior_pad = is_pad if bool(is_pad.any()) else None
+        return cls(length, block, reach, global_index, allowed[:, None], interior_pad, {})
+
+
+def _row_lengths(mask: AttentionMask) -> list[int]:
+    """Each row's length with trailing padding cut."""
     real = ~mask.is_pad
+    if not real.shape[1]:
+        return [0] * real.shape[0]
     positions = torch.arange(real.shape[1], device=real.device)
-    lengths = torch.where(real, positions + 1, 0).amax(dim=1).tolist() if real.shape[1] else [0] * len(real)
-    if device.type != "cpu":
-        return [(slice(0, len(lengths)), max(lengths, default=0))]
-    return [(slice(row, row + 1), length) for row, length in enumerate(lengths)]
+    return torch.where(real, positions + 1, 0).amax(dim=1).tolist()
 
 
 def fast_local_attention(
@@ -214,6 +304,7 @@ def fast_local_attention(
     *,
     one_sided: int,
     kernel: str = "sdpa",
+    scale: float = 1.0,
     head_mask: Tensor | None = None,
     dropout: float = 0.0,
     training: bool = False,
@@ -221,44 +312,86 @@ def fast_local_attention(
 ) -> Tensor:
     """``reference_local_attention``'s context (batch, heads, seq, head_dim), no probabilities.
 
-    Blocks of B queries each see the B + window keys their windows reach, plus the global keys. ``kernel``: ``sdpa``, one fused ``scaled_dot_product_attention`` per block (flash
-    kernels; best in float32 and on CUDA), or ``gemm``, a masked batched matmul + softmax + matmul
-    per block (best for bfloat16/float16 on CPU, where oneDNN's half-precision matmuls are fast).
+    ``query`` is scaled here by ``scale``. Inputs that fit in one window run as dense attention
+    over the batch. Longer rows run one at a time (trailing padding cut) as blocks of B queries,
+    each against its ``_Band`` window of about 2 * one_sided + B keys plus the global keys, so cost
+    is linear in the sequence and in the window. ``kernel``: ``sdpa``, one fused
+    ``scaled_dot_product_attention`` call per row and layer (flash kernels; best in float32 and
+    on CUDA), or ``gemm``, batched matmuls + softmax per head (best in half precision on CPU).
     """
     batch, heads, seq_len, head_dim = query.shape
-    # Measured on CPU: the fused kernel likes B = window / 2, the matmuls half that (less waste).
-    block = block_size or (
-        min(max(one_sided, 64), 512) if kernel == "sdpa" else min(max(one_sided // 2, 64), 256)
-    )
     p = dropout if training else 0.0
-    contexts = []
-    for rows, length in _row_groups(mask, query.device):
-        if length == 0:
-            contexts.append(query.new_zeros(rows.stop - rows.start, heads, seq_len, head_dim))
-            continue
-        group_mask = mask.rows(rows, length)
-        parts = []
-        for part in _blocks(
-            key[rows, :, :length], value[rows, :, :length], group_mask, one_sided=one_sided, block=block
-        ):
-            q = query[rows, :, part.start : part.end]
+    lengths = _row_lengths(mask)
+    longest = max(lengths, default=0)
+    if longest <= one_sided + 1:
+        context = _dense(query, key, value, mask, longest, scale=scale, dropout=p)
+    else:
+        # The fused kernel likes B near one_sided / 2, the matmuls a little smaller.
+        block = block_size or (min(max(one_sided // 2, 32), 128) if kernel == "sdpa" else 64)
+        context = query.new_zeros(batch, seq_len, heads * head_dim)
+        q_rows, k_rows, v_rows = (t.transpose(1, 2) for t in (query, key, value))
+        for row, length in enumerate(lengths):
+            if length == 0:
+                continue
+            band = mask.band(row, length, one_sided=one_sided, block=block)
+            q = band.queries(q_rows[row, :length])
+            k, v = band.segments(k_rows[row, :length]), band.segments(v_rows[row, :length])
             if kernel == "sdpa":
-                context = nn.functional.scaled_dot_product_attention(
-                    q, part.keys, part.values, attn_mask=part.allowed, dropout_p=p, scale=1.0
-                )
+                out = nn.functional.scaled_dot_product_attention(
+                    q, k, v, attn_mask=band.allowed, dropout_p=p, scale=scale
+                ).transpose(1, 2)
             else:
-                bias = torch.zeros(part.allowed.shape, dtype=q.dtype, device=q.device)
-                bias = bias.masked_fill_(~part.allowed, torch.finfo(q.dtype).min)
-                # softmax of a half-precision input accumulates in float32 (as transformers' does).
-                probs = torch.softmax(bias + q @ part.keys.transpose(-1, -2), dim=-1)
-                context = nn.functional.dropout(probs, p=p, training=p > 0) @ part.values
-            parts.append(context)
-        contexts.append(nn.functional.pad(torch.cat(parts, dim=2), (0, 0, 0, seq_len - length)))
-    context = torch.cat(contexts, dim=0) if contexts else torch.zeros_like(query)
+                out = torch.stack(
+                    [_gemm_head(q[:, h], k[:, h], v[:, h], band, scale, p) for h in range(heads)], 2
+                )
+            out = out.reshape(-1, heads * head_dim)[:length]
+            if band.interior_pad is not None:
+                out = out.masked_fill(band.interior_pad[:, None], 0.0)
+            context[row, :length] = out
+        context = context.view(batch, seq_len, heads, head_dim).transpose(1, 2)
     if head_mask is not None:
         # The head mask scales probabilities, so it scales each head's weighted sum the same way.
         context = context * head_mask.view(1, heads, 1, 1).to(context.dtype)
-    return context.masked_fill(mask.is_pad[:, None, :, None], 0.0)
+    return context
+
+
+def _gemm_head(q: Tensor, k: Tensor, v: Tensor, band: _Band, scale: float, dropout: float) -> Tensor:
+    """One head of every block: (n_blocks, block, head_dim) against (n_blocks, window, head_dim)."""
+    scores = torch.baddbmm(band.bias(q.dtype), q, k.transpose(1, 2), alpha=scale)
+    # softmax of a half-precision input accumulates in float32 (as transformers' does).
+    probs = nn.functional.dropout(torch.softmax(scores, dim=-1), p=dropout, training=dropout > 0)
+    return probs @ v
+
+
+def _dense(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    mask: AttentionMask,
+    length: int,
+    *,
+    scale: float,
+    dropout: float,
+) -> Tensor:
+    """Every real key is in every query's window: plain attention over the batch, padding masked.
+
+    Global keys need no special case (each is in every window once)."""
+    batch, heads, seq_len, head_dim = query.shape
+    if length == 0:
+        return torch.zeros_like(query)
+    is_pad = mask.is_pad[:, :length]
+    # An all-padding row may attend anywhere (it is zeroed), so no row is fully masked.
+    allowed = (~is_pad | is_pad.all(dim=1, keepdim=True))[:, None, None, :]
+    part = nn.functional.scaled_dot_product_attention(
+        query[:, :, :length],
+        key[:, :, :length],
+        value[:, :, :length],
+        attn_mask=allowed,
+        dropout_p=dropout,
+        scale=scale,
+    )
+    part = part.masked_fill(is_pad[:, None, :, None], 0.0)
+    return nn.functional.pad(part, (0, 0, 0, seq_len - length))
 
 
 def resolve_implementation(name: str, query: Tensor, *, output_attentions: bool = False) -> str:
@@ -300,9 +433,9 @@ class LongformerSelfAttention(nn.Module):
     ) -> AttentionOutput:
         """hidden_states: (batch, seq, hidden) -> context (batch, seq, hidden)."""
         scale = 1.0 / math.sqrt(self.head_dim)
-        query = self._split_heads(self.query(hidden_states) * scale)
-        key = self._split_heads(self.key(hidden_states))
-        value = self._split_heads(self.value(hidden_states))
+        query = self._split_heads(dense(hidden_states, self.query))
+        key = self._split_heads(dense(hidden_states, self.key))
+        value = self._split_heads(dense(hidden_states, self.value))
         settings = dict(
             one_sided=self.one_sided, head_mask=head_mask, dropout=self.dropout, training=self.training
         )
@@ -311,10 +444,12 @@ class LongformerSelfAttention(nn.Module):
         )
         if implementation == "reference":
             context, local_probs = reference_local_attention(
-                query, key, value, mask, output_attentions=output_attentions, **settings
+                query * scale, key, value, mask, output_attentions=output_attentions, **settings
             )
         else:
-            context = fast_local_attention(query, key, value, mask, kernel=implementation, **settings)
+            context = fast_local_attention(
+                query, key, value, mask, kernel=implementation, scale=scale, **settings
+            )
             local_probs = None
         context = self._merge_heads(context)
         global_probs = None
@@ -323,7 +458,7 @@ class LongformerSelfAttention(nn.Module):
                 global_context, global_probs = self._global_rows(hidden_states, mask, head_mask=head_mask)
             else:
                 global_context = self._fast_global_rows(hidden_states, mask, head_mask=head_mask)
-            context = _overwrite_rows(context, global_context, mask.global_tokens)
+            _overwrite_rows(context, global_context, mask.global_tokens)
         return AttentionOutput(
             context=context,
             local_probs=local_probs,
@@ -403,12 +538,10 @@ class LongformerSelfAttention(nn.Module):
         return x.transpose(1, 2).reshape(batch, seq_len, self.num_heads * self.head_dim)
 
 
-def _overwrite_rows(context: Tensor, rows: Tensor, tokens: GlobalTokens) -> Tensor:
-    """Put ``rows`` (batch, x, hidden) at the global positions of ``context`` (batch, seq, hidden).
+def _overwrite_rows(context: Tensor, rows: Tensor, tokens: GlobalTokens) -> None:
+    """Write ``rows`` (batch, x, hidden) at the global positions of ``context`` (batch, seq, hidden).
 
-    Empty slots are sent to an extra scratch row that is dropped, so they overwrite nothing."""
-    batch, seq_len, hidden = context.shape
-    target = torch.where(tokens.valid, tokens.index, seq_len)
-    padded = nn.functional.pad(context, (0, 0, 0, 1))
-    padded = padded.scatter(1, target[..., None].expand(batch, tokens.count, hidden), rows.to(context.dtype))
-    return padded[:, :seq_len]
+    In place: ``context`` is a fresh tensor no backward pass has saved yet."""
+    batch_index = torch.arange(len(tokens.index), device=context.device)[:, None].expand_as(tokens.index)
+    valid = tokens.valid
+    context[batch_index[valid], tokens.index[valid]] = rows[valid].to(context.dtype)

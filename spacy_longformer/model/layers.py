@@ -2,33 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor, nn
 
 from .attention import AttentionMask, AttentionOutput, LongformerSelfAttention
 from .config import LongformerConfig
-
-ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
-    "gelu": nn.functional.gelu,
-    "gelu_new": lambda x: nn.functional.gelu(x, approximate="tanh"),
-    "gelu_pytorch_tanh": lambda x: nn.functional.gelu(x, approximate="tanh"),
-    "gelu_fast": lambda x: nn.functional.gelu(x, approximate="tanh"),
-    "gelu_python": nn.functional.gelu,
-    "gelu_accurate": lambda x: nn.functional.gelu(x, approximate="tanh"),
-    "quick_gelu": lambda x: x * torch.sigmoid(1.702 * x),
-    "relu": nn.functional.relu,
-    "relu2": lambda x: nn.functional.relu(x).square(),
-    "relu6": nn.functional.relu6,
-    "leaky_relu": nn.functional.leaky_relu,
-    "silu": nn.functional.silu,
-    "swish": nn.functional.silu,
-    "mish": nn.functional.mish,
-    "sigmoid": torch.sigmoid,
-    "tanh": torch.tanh,
-    "linear": lambda x: x,
-}
+from .linear import dense
 
 
 def roberta_position_ids(input_ids: Tensor, *, padding_idx: int) -> Tensor:
@@ -71,10 +50,10 @@ class LongformerFeedForward(nn.Module):
         super().__init__()
         self.intermediate = nn.Linear(config.hidden_size, config.intermediate_size)
         self.output = nn.Linear(config.intermediate_size, config.hidden_size)
-        self.activation = ACTIVATIONS[config.hidden_act]
+        self.activation = config.hidden_act
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.output(self.activation(self.intermediate(x)))
+        return dense(dense(x, self.intermediate, self.activation), self.output)
 
 
 class LongformerLayer(nn.Module):
@@ -101,7 +80,9 @@ class LongformerLayer(nn.Module):
         attention = self.attention(
             hidden_states, mask, head_mask=head_mask, output_attentions=output_attentions
         )
-        attended = self.attention_norm(self.dropout(self.attention_output(attention.context)) + hidden_states)
+        attended = self.attention_norm(
+            self.dropout(dense(attention.context, self.attention_output)) + hidden_states
+        )
         output = self.ffn_norm(self.dropout(self.ffn(attended)) + attended)
         return AttentionOutput(
             context=output, local_probs=attention.local_probs, global_probs=attention.global_probs

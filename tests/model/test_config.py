@@ -9,7 +9,7 @@ from transformers.activations import ACT2FN
 
 from spacy_longformer.model import LongformerConfig
 from spacy_longformer.model.config import ACTIVATIONS as ACTIVATION_NAMES
-from spacy_longformer.model.layers import ACTIVATIONS
+from spacy_longformer.model.linear import ACTIVATIONS
 
 
 def test_defaults_equal_transformers():
