@@ -215,7 +215,7 @@ class _Band:
     block: int
     reach: int
     global_index: Tensor  # (x,) positions of this row's global tokens
-    allowed: Tensor  # (n_blocks, 1, block, window) bool
+    allowed: Tensor  # (n_blocks, block, window) bool
     interior_pad: Tensor | None  # (length,) padding queries before the last real token, if any
     biases: dict[torch.dtype, Tensor]
 
@@ -230,8 +230,8 @@ class _Band:
     def bias(self, dtype: torch.dtype) -> Tensor:
         """``allowed`` as an additive mask (n_blocks, block, window), made once per dtype."""
         if dtype not in self.biases:
-            bias = torch.zeros(self.allowed[:, 0].shape, dtype=dtype, device=self.allowed.device)
-            self.biases[dtype] = bias.masked_fill_(~self.allowed[:, 0], torch.finfo(dtype).min)
+            bias = torch.zeros(self.allowed.shape, dtype=dtype, device=self.allowed.device)
+            self.biases[dtype] = bias.masked_fill_(~self.allowed, torch.finfo(dtype).min)
         return self.biases[dtype]
 
     def segments(self, states: Tensor) -> Tensor:
@@ -277,14 +277,16 @@ class _Band:
         usable = ~(is_pad | is_global)
         key_ok = (position >= 0) & (position < length) & ~global_slot
         key_ok &= usable[position.clamp(0, length - 1)]
-        query = torch.arange(n_blocks * block, device=device).view(n_blocks, block)
-        allowed = key_ok[:, None, :] & ((position[:, None, :] - query[:, :, None]).abs() <= one_sided)
+        # A slot's distance to a query depends on the query's place in its block, not on the block.
+        distance = (which - reach) * block + offset - x - torch.arange(block, device=device)[:, None]
+        allowed = key_ok[:, None, :] & (distance.abs() <= one_sided)
         allowed |= global_slot & (which == 0)
+        query = torch.arange(n_blocks * block, device=device).view(n_blocks, block)
         # Padding queries may attend anywhere (their rows are zeroed), so no row is fully masked.
         query_pad = (query >= length) | is_pad[query.clamp(max=length - 1)]
         allowed |= query_pad[:, :, None]
         interior_pad = is_pad if bool(is_pad.any()) else None
-        return cls(length, block, reach, global_index, allowed[:, None], interior_pad, {})
+        return cls(length, block, reach, global_index, allowed, interior_pad, {})
 
 
 def _row_lengths(mask: AttentionMask) -> list[int]:
@@ -328,17 +330,18 @@ def fast_local_attention(
     else:
         # The fused kernel likes B near one_sided / 2, the matmuls a little smaller.
         block = block_size or (min(max(one_sided // 2, 32), 128) if kernel == "sdpa" else 64)
-        context = query.new_zeros(batch, seq_len, heads * head_dim)
+        rows = []
         q_rows, k_rows, v_rows = (t.transpose(1, 2) for t in (query, key, value))
         for row, length in enumerate(lengths):
             if length == 0:
+                rows.append(None)
                 continue
             band = mask.band(row, length, one_sided=one_sided, block=block)
             q = band.queries(q_rows[row, :length])
             k, v = band.segments(k_rows[row, :length]), band.segments(v_rows[row, :length])
             if kernel == "sdpa":
                 out = nn.functional.scaled_dot_product_attention(
-                    q, k, v, attn_mask=band.allowed, dropout_p=p, scale=scale
+                    q, k, v, attn_mask=band.bias(q.dtype)[:, None], dropout_p=p, scale=scale
                 ).transpose(1, 2)
             else:
                 out = torch.stack(
@@ -347,7 +350,14 @@ def fast_local_attention(
             out = out.reshape(-1, heads * head_dim)[:length]
             if band.interior_pad is not None:
                 out = out.masked_fill(band.interior_pad[:, None], 0.0)
-            context[row, :length] = out
+            rows.append(out)
+        if batch == 1 and lengths[0] == seq_len:
+            context = rows[0][None]
+        else:
+            context = query.new_zeros(batch, seq_len, heads * head_dim)
+            for row, out in enumerate(rows):
+                if out is not None:
+                    context[row, : len(out)] = out
         context = context.view(batch, seq_len, heads, head_dim).transpose(1, 2)
     if head_mask is not None:
         # The head mask scales probabilities, so it scales each head's weighted sum the same way.

@@ -123,7 +123,8 @@ class LongformerModel(HFCheckpointMixin, nn.Module):
             position_ids=position_ids,
             token_type_ids=token_type_ids,
         )
-        all_hidden: list[Tensor] = [hidden]
+        # Kept only when asked for: 13 copies of (seq x hidden) would double a forward's memory.
+        all_hidden: list[Tensor] = [hidden] if output_hidden_states else []
         local_probs: list[Tensor] = []
         global_probs: list[Tensor] = []
         for layer, layer_head_mask in zip(self.layers, head_masks, strict=True):
@@ -139,7 +140,8 @@ class LongformerModel(HFCheckpointMixin, nn.Module):
             else:
                 out = layer(hidden, mask, head_mask=layer_head_mask, output_attentions=output_attentions)
             hidden = out.context
-            all_hidden.append(hidden)
+            if output_hidden_states:
+                all_hidden.append(hidden)
             if output_attentions:
                 local_probs.append(out.local_probs)
                 if out.global_probs is not None:
