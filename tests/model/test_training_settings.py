@@ -90,3 +90,19 @@ def test_training_step_in_bfloat16_has_finite_gradients(config):
         loss = model(ids, attention_mask=mask, global_attention_mask=glob, labels=labels).loss
     loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_chunked_cpu_inference_equals_one_pass(config, monkeypatch):
+    """Inference runs the per-token work in slices (and oneDNN linears): same numbers as training's
+    single pass through F.linear."""
+    from spacy_longformer.model import layers
+
+    torch.manual_seed(0)
+    model = LongformerModel(config).eval()
+    ids, mask, glob = _batch(2)
+    expected = model(ids, attention_mask=mask, global_attention_mask=glob).last_hidden_state
+    assert expected.requires_grad
+    monkeypatch.setattr(layers, "TOKEN_CHUNK", 7)
+    with torch.no_grad():
+        got = model(ids, attention_mask=mask, global_attention_mask=glob).last_hidden_state
+    assert float((got - expected.detach()).abs().max()) <= 1e-5
