@@ -344,9 +344,10 @@ def fast_local_attention(
                     q, k, v, attn_mask=band.bias(q.dtype)[:, None], dropout_p=p, scale=scale
                 ).transpose(1, 2)
             else:
-                out = torch.stack(
-                    [_gemm_head(q[:, h], k[:, h], v[:, h], band, scale, p) for h in range(heads)], 2
-                )
+                # unbind, not q[:, h]: its backward stacks the heads' gradients once, where
+                # indexing would zero a whole (blocks, heads, window, dim) gradient per head.
+                heads_qkv = zip(q.unbind(1), k.unbind(1), v.unbind(1), strict=True)
+                out = torch.stack([_gemm_head(*qkv, band, scale, p) for qkv in heads_qkv], 2)
             out = out.reshape(-1, heads * head_dim)[:length]
             if band.interior_pad is not None:
                 out = out.masked_fill(band.interior_pad[:, None], 0.0)
@@ -468,7 +469,7 @@ class LongformerSelfAttention(nn.Module):
                 global_context, global_probs = self._global_rows(hidden_states, mask, head_mask=head_mask)
             else:
                 global_context = self._fast_global_rows(hidden_states, mask, head_mask=head_mask)
-            _overwrite_rows(context, global_context, mask.global_tokens)
+            context = _overwrite_rows(context, global_context, mask.global_tokens)
         return AttentionOutput(
             context=context,
             local_probs=local_probs,
@@ -548,10 +549,10 @@ class LongformerSelfAttention(nn.Module):
         return x.transpose(1, 2).reshape(batch, seq_len, self.num_heads * self.head_dim)
 
 
-def _overwrite_rows(context: Tensor, rows: Tensor, tokens: GlobalTokens) -> None:
-    """Write ``rows`` (batch, x, hidden) at the global positions of ``context`` (batch, seq, hidden).
+def _overwrite_rows(context: Tensor, rows: Tensor, tokens: GlobalTokens) -> Tensor:
+    """Put ``rows`` (batch, x, hidden) at the global positions of ``context`` (batch, seq, hidden).
 
-    In place: ``context`` is a fresh tensor no backward pass has saved yet."""
+    Out of place: ``context`` may be a view of a kernel's output that its backward needs."""
     batch_index = torch.arange(len(tokens.index), device=context.device)[:, None].expand_as(tokens.index)
     valid = tokens.valid
-    context[batch_index[valid], tokens.index[valid]] = rows[valid].to(context.dtype)
+    return context.index_put((batch_index[valid], tokens.index[valid]), rows[valid].to(context.dtype))
