@@ -62,3 +62,10 @@ def test_a_dtype_onednn_refuses_falls_back(monkeypatch):
         assert torch.allclose(dense(x, layer), layer(x))
         assert torch.allclose(dense(x, layer), layer(x))
     assert len(calls) == 1 and linear._refused == {torch.float32}
+
+
+def test_autocast_keeps_its_dtype():
+    """Under CPU autocast the linear runs in bfloat16, as F.linear would, not in the weights' float32."""
+    layer = torch.nn.Linear(8, 6)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert dense(torch.randn(5, 8), layer).dtype == torch.bfloat16
