@@ -211,7 +211,6 @@ class _Band:
     segment; the other copies are masked) and every token its queries' windows can reach.
     """
 
-    length: int
     block: int
     reach: int
     global_index: Tensor  # (x,) positions of this row's global tokens
@@ -222,10 +221,6 @@ class _Band:
     @property
     def n_blocks(self) -> int:
         return self.allowed.shape[0]
-
-    @property
-    def segment(self) -> int:
-        return len(self.global_index) + self.block
 
     def bias(self, dtype: torch.dtype) -> Tensor:
         """``allowed`` as an additive mask (n_blocks, block, window), made once per dtype."""
@@ -286,7 +281,7 @@ class _Band:
         query_pad = (query >= length) | is_pad[query.clamp(max=length - 1)]
         allowed |= query_pad[:, :, None]
         interior_pad = is_pad if bool(is_pad.any()) else None
-        return cls(length, block, reach, global_index, allowed, interior_pad, {})
+        return cls(block, reach, global_index, allowed, interior_pad, {})
 
 
 def _row_lengths(mask: AttentionMask) -> list[int]:
