@@ -22,8 +22,8 @@ class LongformerModel(HFCheckpointMixin, nn.Module):
     Inputs of any length up to ``config.max_tokens`` are accepted as they are: no padding to a
     multiple of the window is needed, and windows of any even size can be mixed across layers.
 
-    ``attn_implementation``: ``auto`` (fused blocked attention; the reference path when
-    attention probabilities are asked for), ``sdpa`` or ``reference``. ``gradient_checkpointing``
+    ``attn_implementation``: ``auto`` (banded fast attention picked for the device and dtype; the
+    reference path when attention probabilities are asked for), ``sdpa``, ``gemm`` or ``reference``. ``gradient_checkpointing``
     recomputes each layer in the backward pass instead of keeping its activations (training only).
     """
 
