@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 from torch import Tensor, nn
@@ -92,10 +93,19 @@ class AttentionMask:
             is_global = (global_attention_mask != 0) & ~is_pad
         return cls(is_pad=is_pad, is_global=is_global, global_tokens=GlobalTokens.from_mask(is_global))
 
-    def band(self, row: int, length: int, *, one_sided: int, block: int) -> _Band:
+    @cached_property
+    def lengths(self) -> list[int]:
+        """Each row's length with trailing padding cut."""
+        real = ~self.is_pad
+        if not real.shape[1]:
+            return [0] * real.shape[0]
+        positions = torch.arange(real.shape[1], device=real.device)
+        return torch.where(real, positions + 1, 0).amax(dim=1).tolist()
+
+    def band(self, row: int, *, one_sided: int, block: int) -> _Band:
         key = (row, one_sided, block)
         if key not in self._bands:
-            self._bands[key] = _Band.build(self, row, length, one_sided=one_sided, block=block)
+            self._bands[key] = _Band.build(self, row, self.lengths[row], one_sided=one_sided, block=block)
         return self._bands[key]
 
 
@@ -284,15 +294,6 @@ class _Band:
         return cls(block, reach, global_index, allowed, interior_pad, {})
 
 
-def _row_lengths(mask: AttentionMask) -> list[int]:
-    """Each row's length with trailing padding cut."""
-    real = ~mask.is_pad
-    if not real.shape[1]:
-        return [0] * real.shape[0]
-    positions = torch.arange(real.shape[1], device=real.device)
-    return torch.where(real, positions + 1, 0).amax(dim=1).tolist()
-
-
 def fast_local_attention(
     query: Tensor,
     key: Tensor,
@@ -318,7 +319,7 @@ def fast_local_attention(
     """
     batch, heads, seq_len, head_dim = query.shape
     p = dropout if training else 0.0
-    lengths = _row_lengths(mask)
+    lengths = mask.lengths
     longest = max(lengths, default=0)
     if longest <= one_sided + 1:
         context = _dense(query, key, value, mask, longest, scale=scale, dropout=p)
@@ -331,7 +332,7 @@ def fast_local_attention(
             if length == 0:
                 rows.append(None)
                 continue
-            band = mask.band(row, length, one_sided=one_sided, block=block)
+            band = mask.band(row, one_sided=one_sided, block=block)
             q = band.queries(q_rows[row, :length])
             k, v = band.segments(k_rows[row, :length]), band.segments(v_rows[row, :length])
             if kernel == "sdpa":
