@@ -23,8 +23,9 @@ class LongformerModel(HFCheckpointMixin, nn.Module):
     multiple of the window is needed, and windows of any even size can be mixed across layers.
 
     ``attn_implementation``: ``auto`` (banded fast attention picked for the device and dtype; the
-    reference path when attention probabilities are asked for), ``sdpa``, ``gemm`` or ``reference``. ``gradient_checkpointing``
-    recomputes each layer in the backward pass instead of keeping its activations (training only).
+    reference path when attention probabilities are asked for), ``sdpa``, ``gemm`` or
+    ``reference``. ``gradient_checkpointing`` recomputes each layer in the backward pass instead of
+    keeping its activations (training only).
     """
 
     hf_architecture = "LongformerModel"

@@ -85,7 +85,8 @@ class LongformerLayer(nn.Module):
             hidden_states, mask, head_mask=head_mask, output_attentions=output_attentions
         )
         context = attention.context
-        if torch.is_grad_enabled() or hidden_states.device.type != "cpu":
+        n_tokens = hidden_states.shape[0] * hidden_states.shape[1]
+        if torch.is_grad_enabled() or hidden_states.device.type != "cpu" or n_tokens <= TOKEN_CHUNK:
             output = self._token_wise(context, hidden_states)
         else:
             # Everything after the attention is per token. On CPU, inference runs it on slices of
