@@ -252,9 +252,10 @@ class LongformerTokenizer:
             cls_token, sep_token = roles["cls_token"], roles["sep_token"]
             backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=settings.add_prefix_space)
             backend.decoder = decoders.ByteLevel()
+            # sep and cls go by position: tokenizers 0.23 renamed the keyword ``cls`` to ``cls_token``.
             backend.post_processor = processors.RobertaProcessing(
-                sep=(sep_token, backend.token_to_id(sep_token)),
-                cls=(cls_token, backend.token_to_id(cls_token)),
+                (sep_token, backend.token_to_id(sep_token)),
+                (cls_token, backend.token_to_id(cls_token)),
                 trim_offsets=settings.trim_offsets,
                 add_prefix_space=settings.add_prefix_space,
             )
