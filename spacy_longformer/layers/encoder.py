@@ -7,8 +7,6 @@ windows back (best context). Weights arrive at ``initialize`` from the checkpoin
 or from a saved pipeline; construction reads nothing from disk.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path

@@ -14,8 +14,6 @@ starts for long documents whose sentences should share information directly. A g
 attends to, and is attended by, every token of its window, so keep their number small (tens).
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from dataclasses import dataclass
 

@@ -7,8 +7,6 @@ them to logits with the same layers as the HF head, so a fine-tuned HF head load
 Softmax, losses and decoding live in the pipes.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any

@@ -6,8 +6,6 @@ mechanism of spaCy's ``Tok2Vec`` and spacy-transformers). At prediction a listen
 ``doc._.longformer``, set by the encoder earlier in the pipeline.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 
 import numpy as np

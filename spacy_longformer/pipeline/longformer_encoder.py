@@ -1,8 +1,6 @@
 """The ``longformer_encoder`` pipe: runs the encoder, sets ``doc._.longformer`` and ``doc.tensor``,
 and shares its output with listening components during training."""
 
-from __future__ import annotations
-
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -52,7 +50,7 @@ if not Doc.has_extension("longformer"):
     assigns=["doc._.longformer", "doc.tensor"],
     default_config={"model": Config().from_str(DEFAULT_ENCODER_MODEL)["model"]},
 )
-def make_longformer_encoder(nlp: Language, name: str, model: Model) -> LongformerEncoder:
+def make_longformer_encoder(nlp: Language, name: str, model: Model) -> "LongformerEncoder":
     return LongformerEncoder(nlp.vocab, model, name=name)
 
 
@@ -163,7 +161,7 @@ class LongformerEncoder(TrainablePipe):
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
         return srsly.msgpack_dumps({"cfg": self.cfg, "encoder": encoder_layer.to_bytes(self.model)})
 
-    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> LongformerEncoder:
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "LongformerEncoder":
         msg = srsly.msgpack_loads(bytes_data)
         self.cfg = msg["cfg"]
         encoder_layer.from_bytes(self.model, msg["encoder"])
@@ -176,7 +174,7 @@ class LongformerEncoder(TrainablePipe):
         srsly.write_json(path / "cfg", self.cfg)
         encoder_layer.to_disk(self.model, path / "encoder")
 
-    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = tuple()) -> LongformerEncoder:
+    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = tuple()) -> "LongformerEncoder":
         path = ensure_path(path)
         for part in ("cfg", "encoder"):
             if not (path / part).exists():

@@ -6,8 +6,6 @@ single/end tags (``S-``/``E-``, ``U-``/``L-``); a tag without a prefix counts as
 is lenient the way seqeval's is: an ``I-X`` that does not continue an ``X`` starts one.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -39,7 +37,7 @@ _GOLD_PREFIXES = {"B": ("B", "I"), "I": ("I",), "L": ("L", "E", "I"), "U": ("U",
     default_config={"model": DEFAULT_NER_MODEL, "scorer": {"@scorers": "spacy.ner_scorer.v1"}},
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
 )
-def make_longformer_ner(nlp: Language, name: str, model: Model, scorer: Callable | None) -> LongformerNER:
+def make_longformer_ner(nlp: Language, name: str, model: Model, scorer: Callable | None) -> "LongformerNER":
     return LongformerNER(nlp.vocab, model, name, scorer=scorer)
 
 

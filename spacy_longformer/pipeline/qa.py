@@ -8,8 +8,6 @@ The answer is the context span with the highest start + end logit (start <= end,
 score in the group's ``attrs``.
 """
 
-from __future__ import annotations
-
 import re
 import string
 from collections import Counter
@@ -61,7 +59,7 @@ def make_longformer_qa(
     max_answer_length: int,
     allow_no_answer: bool,
     scorer: Callable | None,
-) -> LongformerQA:
+) -> "LongformerQA":
     """max_answer_length: longest answer, in pieces. allow_no_answer: answer nothing when the
     ``<s>`` start + end logit beats every span (SQuAD 2.0 style training puts unanswerable
     questions' answers on ``<s>``)."""

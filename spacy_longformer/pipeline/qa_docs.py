@@ -6,8 +6,6 @@ text alone, so docs that spaCy rebuilds from text (``spacy train`` and ``spacy e
 ``nlp(text)``) keep their question.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -75,14 +73,14 @@ class QATokenizer:
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
         return self.tokenizer.to_bytes(exclude=exclude)
 
-    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> QATokenizer:
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "QATokenizer":
         self.tokenizer.from_bytes(bytes_data, exclude=exclude)
         return self
 
     def to_disk(self, path: str | Path, **kwargs: Any) -> None:
         self.tokenizer.to_disk(path, **kwargs)
 
-    def from_disk(self, path: str | Path, **kwargs: Any) -> QATokenizer:
+    def from_disk(self, path: str | Path, **kwargs: Any) -> "QATokenizer":
         self.tokenizer.from_disk(path, **kwargs)
         return self
 

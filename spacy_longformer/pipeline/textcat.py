@@ -5,8 +5,6 @@ They are spaCy's ``textcat`` components (labels, scoring, ``doc.cats``) with a L
 and transformers' losses: cross-entropy (exclusive) or binary cross-entropy (multi-label).
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -48,7 +46,7 @@ _SCORE_WEIGHTS: dict[str, float | None] = {
 )
 def make_longformer_textcat(
     nlp: Language, name: str, model: Model, threshold: float, scorer: Callable | None
-) -> LongformerTextCategorizer:
+) -> "LongformerTextCategorizer":
     """Exclusive classes: one label per doc, ``doc.cats`` sums to 1."""
     return LongformerTextCategorizer(nlp.vocab, model, name, threshold=threshold, scorer=scorer)
 
@@ -65,7 +63,7 @@ def make_longformer_textcat(
 )
 def make_longformer_textcat_multilabel(
     nlp: Language, name: str, model: Model, threshold: float, scorer: Callable | None
-) -> LongformerMultiLabelTextCategorizer:
+) -> "LongformerMultiLabelTextCategorizer":
     """Independent labels: each of ``doc.cats`` in [0, 1] on its own."""
     return LongformerMultiLabelTextCategorizer(nlp.vocab, model, name, threshold=threshold, scorer=scorer)
 
