@@ -5,7 +5,7 @@ Commands import torch and the model lazily, so ``--help`` is quick.
 
 from __future__ import annotations
 
-import tempfile
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -29,122 +29,59 @@ def _main() -> None:
 @app.command("demo")
 def demo(
     words: Annotated[
-        int, typer.Option("--words", min=1, help="Length of the synthetic document, in words.")
+        int, typer.Option("--words", min=20, help="Length of the document the pipeline reads, in words.")
     ] = 3000,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Folder for the random checkpoint (default: a temporary folder)."),
+        typer.Option(
+            "--out",
+            help="Folder to keep checkpoint/, the trained pipeline/ and the page (default: a temporary one).",
+        ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the checkpoint and the text.")] = 0,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html", help="The displaCy page to write (default: longformer-demo.html in --out or here)."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the data, the checkpoint and training.")] = 0,
+    steps: Annotated[
+        int | None,
+        typer.Option("--steps", min=1, help="Most training steps (default 150; it stops at dev F 1.0)."),
+    ] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Only the encoder: load a random checkpoint, one forward pass.")
+    ] = False,
 ) -> None:
-    """Build a tiny random Longformer checkpoint offline, load it, and run it over a long document.
+    """Train a tiny NER pipeline offline and let it read a document far longer than its positions.
 
-    Shows the whole path a real checkpoint takes: HF folder -> LongformerModel.from_pretrained ->
-    byte-level BPE pieces -> sliding-window + global attention -> one vector per piece.
+    Builds a random checkpoint whose BPE is trained on synthetic NER texts, trains
+    longformer_encoder + longformer_ner on them, runs nlp() over a fresh --words document (read
+    as overlapping windows), prints the entities with their offsets and windows and their scores
+    against the planted names, and writes a displaCy page. Exits 1 if the vectors are not finite
+    or the names were not learned.
+
+    --quick: HF folder -> LongformerModel.from_pretrained -> byte-level BPE pieces -> sliding-window
+    + global attention -> one vector per piece, and their shapes.
     """
     msg = Printer()
-    msg.divider("spacy-longformer demo")
-    if out is None:
-        with tempfile.TemporaryDirectory(prefix="spacy-longformer-demo-") as tmp:
-            ok = _run_demo(msg, Path(tmp) / "checkpoint", words=words, seed=seed)
+    if quick and (html is not None or steps is not None):
+        msg.fail(
+            "--html and --steps belong to the NER demo; --quick trains nothing and writes no page", exits=1
+        )
+    # Before torch loads: OpenMP threads that spin while waiting for each other take the cores from
+    # the work when other processes share them (a training step measured 0.2s instead of 10s on
+    # two busy cores).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from .demo import run_demo, run_quick
+
+    msg.divider("spacy-longformer demo" + (" (--quick)" if quick else ""))
+    if quick:
+        ok = run_quick(msg, words=words, seed=seed, out=out)
     else:
-        ok = _run_demo(msg, out, words=words, seed=seed)
+        ok = run_demo(msg, words=words, seed=seed, out=out, html=html, max_steps=steps)
     if not ok:
         raise typer.Exit(code=1)
-
-
-def _run_demo(msg: Printer, path: Path, *, words: int, seed: int) -> bool:
-    import torch
-
-    from .model import LongformerModel
-    from .random_checkpoint import build_random_checkpoint, synthetic_text
-    from .tokenization import LongformerTokenizer
-
-    msg.info(f"Step 1/4: building a random checkpoint in {path} (BPE tokenizer + random weights)")
-    start = time.perf_counter()
-    build_random_checkpoint(path, seed=seed)
-    files = ", ".join(sorted(p.name for p in path.iterdir()))
-    msg.good(f"Checkpoint written in {time.perf_counter() - start:.2f}s: {files}")
-
-    msg.info(f"Step 2/4: loading it with LongformerModel.from_pretrained({str(path)!r})")
-    start = time.perf_counter()
-    model = LongformerModel.from_pretrained(path).eval()
-    tokenizer = LongformerTokenizer.from_pretrained(path)
-    config = model.config
-    n_params = sum(p.numel() for p in model.parameters())
-    msg.good(f"Loaded in {time.perf_counter() - start:.2f}s")
-    msg.table(
-        [
-            ("vocab_size", config.vocab_size),
-            ("hidden_size", config.hidden_size),
-            ("num_hidden_layers", config.num_hidden_layers),
-            ("num_attention_heads", config.num_attention_heads),
-            ("intermediate_size", config.intermediate_size),
-            ("attention_window (per layer)", ", ".join(map(str, config.attention_window))),
-            ("max_position_embeddings", config.max_position_embeddings),
-            ("parameters", f"{n_params:,}"),
-        ],
-        header=("config", "value"),
-        divider=True,
-    )
-
-    msg.info(f"Step 3/4: tokenising a synthetic document of {words:,} words")
-    text = synthetic_text(words, seed=seed)
-    ids = list(tokenizer.encode(text).ids)
-    if not ids or ids[0] != config.bos_token_id:
-        ids.insert(0, config.bos_token_id)
-    if ids[-1] != config.eos_token_id:
-        ids.append(config.eos_token_id)
-    limit = config.max_tokens
-    if len(ids) > limit:
-        msg.warn(
-            f"{len(ids):,} pieces, more than the {limit:,} that max_position_embeddings allows: "
-            f"keeping the first {limit:,} (use fewer --words)"
-        )
-        ids = ids[: limit - 1] + [config.eos_token_id]
-    msg.good(f"{len(text):,} characters -> {len(ids):,} pieces (<s> ... </s>)")
-
-    windows = [f"{w} (+/-{w // 2})" for w in config.attention_window]
-    msg.info(
-        f"Step 4/4: forward pass over {len(ids):,} pieces, <s> global, "
-        f"attention windows per layer: {', '.join(windows)}"
-    )
-    input_ids = torch.tensor([ids], dtype=torch.long)
-    attention_mask = torch.ones_like(input_ids)
-    global_attention_mask = torch.zeros_like(input_ids)
-    global_attention_mask[:, 0] = 1
-    start = time.perf_counter()
-    with torch.no_grad():
-        output = model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            global_attention_mask=global_attention_mask,
-        )
-    elapsed = time.perf_counter() - start
-    states = output.last_hidden_state
-    msg.good(f"Forward pass in {elapsed:.2f}s ({len(ids) / max(elapsed, 1e-9):,.0f} pieces/s)")
-    msg.table(
-        [
-            ("last_hidden_state shape", tuple(states.shape)),
-            ("first vector (<s>), values 0-3", _head(states[0, 0])),
-            ("last vector (</s>), values 0-3", _head(states[0, -1])),
-            ("norm of first / last vector", f"{states[0, 0].norm():.4f} / {states[0, -1].norm():.4f}"),
-            ("std over all values", f"{states.std():.4f}"),
-        ],
-        header=("output", "value"),
-        divider=True,
-    )
-    finite = bool(torch.isfinite(states).all())
-    if finite:
-        msg.good(f"All {states.shape[1]:,} vectors are finite")
-    else:
-        bad = int((~torch.isfinite(states)).any(dim=-1).sum())
-        msg.fail(f"{bad:,} of {states.shape[1]:,} vectors hold NaN or inf")
-    return finite
-
-
-def _head(vector, n: int = 4) -> str:
-    return " ".join(f"{value:+.4f}" for value in vector[:n].tolist())
 
 
 def main() -> None:
