@@ -36,12 +36,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin, Span
 
 from .errors import Errors
-
-# Where make_qa_doc keeps a QA doc's question and gold answer. make_qa_doc itself is imported where it
-# is used: the pipeline package it lives in loads torch, which reading text-classification data or
-# writing NER data doesn't need.
-QUESTION_KEY = "question"
-ANSWER_KEY = "answer"
+from .qa_docs import ANSWER_KEY, context_start_char, make_qa_doc
 
 __all__ = [
     "SYNTHETIC_TASKS",
@@ -250,8 +245,6 @@ def _squad_doc(nlp: Language, record: dict, *, index: int, path: Path) -> Doc:
     if not question.strip():
         raise ValueError(Errors.LF115.format(which=which, path=path, problem="the question is empty"))
     answer = _first_answer(record, which, path)
-    from .pipeline.qa_docs import make_qa_doc
-
     doc = make_qa_doc(nlp, question, context)
     if answer is None:
         doc.spans[ANSWER_KEY] = []
@@ -287,7 +280,7 @@ def _find_all(text: str, part: str) -> list[int]:
 
 def _answer_span(doc: Doc, start: int, end: int) -> Span | None:
     """The whole tokens covering context characters [start, end) of a QA doc, or None if no token."""
-    offset = doc.spans[QUESTION_KEY][0].end_char + 1  # make_qa_doc puts a newline after the question
+    offset = context_start_char(doc)
     span = doc.char_span(offset + start, offset + end, alignment_mode="expand")
     if span is None or not span.text.strip():
         return None
@@ -436,8 +429,6 @@ def _qa_doc(nlp: Language, rng: random.Random, index: int, n_words: int) -> Doc:
     start = len(before) + (1 if before else 0) + len(" ".join(facts[0][:-1])) + 1
     answer = codes[0]
     assert context[start : start + len(answer)] == answer
-    from .pipeline.qa_docs import make_qa_doc
-
     doc = make_qa_doc(nlp, f"What is the code for {keys[0]}?", context)
     doc.spans[ANSWER_KEY] = [_answer_span(doc, start, start + len(answer))]
     return doc

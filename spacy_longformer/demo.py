@@ -38,7 +38,7 @@ from thinc.api import Adam
 from wasabi import Printer
 
 from .data import iter_synthetic
-from .layers.alignment import piece_bounds, window_owners
+from .ml.alignment import piece_bounds, window_owners
 from .model import LongformerModel
 from .random_checkpoint import build_random_checkpoint, synthetic_text
 from .tokenization import LongformerTokenizer

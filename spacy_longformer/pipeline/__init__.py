@@ -3,7 +3,6 @@
 from .longformer_encoder import LongformerEncoder, make_longformer_encoder
 from .ner import LongformerNER, make_longformer_ner
 from .qa import LongformerQA, make_longformer_qa, make_qa_scorer
-from .qa_docs import make_qa_doc
 from .textcat import (
     LongformerMultiLabelTextCategorizer,
     LongformerTextCategorizer,
@@ -22,6 +21,5 @@ __all__ = [
     "make_longformer_qa",
     "make_longformer_textcat",
     "make_longformer_textcat_multilabel",
-    "make_qa_doc",
     "make_qa_scorer",
 ]

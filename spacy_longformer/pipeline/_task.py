@@ -11,8 +11,8 @@ from spacy.util import ensure_path
 from thinc.api import Config, Model
 
 from ..errors import Errors
-from ..layers import encoder as encoder_layer
-from ..layers.heads import is_embedded
+from ..ml import encoder_model
+from ..ml.task_models import is_embedded
 from .longformer_encoder import DEFAULT_ENCODER_MODEL
 
 
@@ -43,7 +43,7 @@ class TaskPipeMixin:
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
         msg = {"cfg": self.cfg, "nO": self.model.get_dim("nO"), "head": self.model.get_ref("head").to_bytes()}
         if is_embedded(self.model):
-            msg["encoder"] = encoder_layer.to_bytes(self.model.get_ref("encoder"))
+            msg["encoder"] = encoder_model.to_bytes(self.model.get_ref("encoder"))
         return srsly.msgpack_dumps(msg)
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> TaskPipeMixin:
@@ -51,7 +51,7 @@ class TaskPipeMixin:
         self.cfg = msg["cfg"]
         self.model.set_dim("nO", msg["nO"], force=True)
         if "encoder" in msg:
-            encoder_layer.from_bytes(self.model.get_ref("encoder"), msg["encoder"])
+            encoder_model.from_bytes(self.model.get_ref("encoder"), msg["encoder"])
         self.model.get_ref("head").from_bytes(msg["head"])
         return self
 
@@ -61,7 +61,7 @@ class TaskPipeMixin:
         srsly.write_json(path / "cfg", {**self.cfg, "nO": self.model.get_dim("nO")})
         (path / "head").write_bytes(self.model.get_ref("head").to_bytes())
         if is_embedded(self.model):
-            encoder_layer.to_disk(self.model.get_ref("encoder"), path / "encoder")
+            encoder_model.to_disk(self.model.get_ref("encoder"), path / "encoder")
 
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = tuple()) -> TaskPipeMixin:
         path = ensure_path(path)
@@ -73,6 +73,6 @@ class TaskPipeMixin:
         self.model.set_dim("nO", cfg.pop("nO"), force=True)
         self.cfg = cfg
         if is_embedded(self.model):
-            encoder_layer.from_disk(self.model.get_ref("encoder"), path / "encoder")
+            encoder_model.from_disk(self.model.get_ref("encoder"), path / "encoder")
         self.model.get_ref("head").from_bytes((path / "head").read_bytes())
         return self

@@ -15,9 +15,9 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
 from ..errors import Errors
-from ..layers import encoder as encoder_layer
-from ..layers.listener import LongformerListener, add_gradient
-from ..layers.types import LongformerData
+from ..ml import encoder_model
+from ..ml.listener import LongformerListener, add_gradient
+from ..ml.types import LongformerData
 
 DEFAULT_ENCODER_MODEL = """
 [model]
@@ -159,12 +159,12 @@ class LongformerEncoder(TrainablePipe):
             listener.set_dim("nO", self.model.get_dim("nO"), force=True)
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
-        return srsly.msgpack_dumps({"cfg": self.cfg, "encoder": encoder_layer.to_bytes(self.model)})
+        return srsly.msgpack_dumps({"cfg": self.cfg, "encoder": encoder_model.to_bytes(self.model)})
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "LongformerEncoder":
         msg = srsly.msgpack_loads(bytes_data)
         self.cfg = msg["cfg"]
-        encoder_layer.from_bytes(self.model, msg["encoder"])
+        encoder_model.from_bytes(self.model, msg["encoder"])
         return self
 
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = tuple()) -> None:
@@ -172,7 +172,7 @@ class LongformerEncoder(TrainablePipe):
         path = ensure_path(path)
         path.mkdir(parents=True, exist_ok=True)
         srsly.write_json(path / "cfg", self.cfg)
-        encoder_layer.to_disk(self.model, path / "encoder")
+        encoder_model.to_disk(self.model, path / "encoder")
 
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = tuple()) -> "LongformerEncoder":
         path = ensure_path(path)
@@ -180,5 +180,5 @@ class LongformerEncoder(TrainablePipe):
             if not (path / part).exists():
                 raise ValueError(Errors.LF125.format(path=path, missing=part))
         self.cfg = srsly.read_json(path / "cfg")
-        encoder_layer.from_disk(self.model, path / "encoder")
+        encoder_model.from_disk(self.model, path / "encoder")
         return self

@@ -19,7 +19,7 @@ from thinc.api import Model
 from thinc.types import Floats2d
 
 from ..errors import Errors
-from ..layers.heads import head_is_initialized, load_hf_head, read_hf_head
+from ..ml.task_models import head_is_initialized, load_hf_head, read_hf_head
 from ._task import TaskPipeMixin, task_model_config
 
 DEFAULT_NER_MODEL = task_model_config(

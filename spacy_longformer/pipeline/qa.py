@@ -25,10 +25,10 @@ from thinc.api import Model
 from thinc.types import Floats2d
 
 from ..errors import Errors
-from ..layers.alignment import piece_bounds
-from ..layers.heads import load_hf_head, read_hf_head
-from ..layers.qa_spans import ANSWER_KEY, QUESTION_KEY
-from ..layers.types import LongformerData
+from ..ml.alignment import piece_bounds
+from ..ml.task_models import load_hf_head, read_hf_head
+from ..ml.types import LongformerData
+from ..qa_docs import ANSWER_KEY, QUESTION_KEY
 from ._task import TaskPipeMixin, task_model_config
 
 DEFAULT_QA_MODEL = task_model_config(
@@ -181,10 +181,11 @@ class LongformerQA(TaskPipeMixin, TrainablePipe):
 
 
 def _context_start(data: LongformerData) -> int:
-    """First context piece: the pieces before it are ``<s> question </s></s>``."""
-    if not data.windows or data.windows[0][0] < 4:
+    """First context piece, as the encoder reports it; fewer than ``<s> q </s></s>`` before it means
+    the encoder read the doc as one text."""
+    if data.context_start < 4:
         raise ValueError(Errors.LF140)
-    return data.windows[0][0]
+    return data.context_start
 
 
 def best_span(

@@ -18,7 +18,7 @@ from thinc.api import Model
 from thinc.types import Floats2d
 
 from ..errors import Errors
-from ..layers.heads import head_is_initialized, load_hf_head, read_hf_head
+from ..ml.task_models import head_is_initialized, load_hf_head, read_hf_head
 from ._task import TaskPipeMixin, task_model_config
 
 _HEAD = {"dropout": 0.1, "head_checkpoint": None}

@@ -10,7 +10,7 @@ import transformers
 from spacy.tokens import Span
 from spacy.training import Example
 
-from spacy_longformer.layers.types import LongformerData
+from spacy_longformer.ml.types import LongformerData
 from spacy_longformer.random_checkpoint import synthetic_text
 
 TEXTS = [

@@ -7,8 +7,8 @@ from spacy.tokens import Span
 from spacy.training import Example
 
 from spacy_longformer import make_qa_doc
-from spacy_longformer.layers.encoder import plan_doc
-from spacy_longformer.layers.global_attention import configure_global_attention
+from spacy_longformer.ml.global_attention import configure_global_attention
+from spacy_longformer.ml.planning import plan_doc
 from spacy_longformer.random_checkpoint import synthetic_text
 
 CLASSES = {
@@ -184,7 +184,7 @@ def test_qa_context_longer_than_a_window(tiny_checkpoint):
         getter=encoder.attrs["global_attention"],
         window=126,
         overlap=encoder.attrs["window_overlap"],
-        question_key="question",
+        pair_key="question",
     )
     assert len(plan.windows) >= 3
     question = plan.ids[: plan.prefix]

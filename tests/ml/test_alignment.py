@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from spacy_longformer.layers.alignment import align_tokens, cut_points, plan_windows, window_owners
+from spacy_longformer.ml.alignment import align_tokens, cut_points, plan_windows, window_owners
 
 
 def _rows(ragged):

@@ -27,8 +27,8 @@ class LongformerData:
     document-level heads pool (the first equals ``last_hidden_state[0]``). We keep no per-layer
     tensors here, so a Doc stays light.
 
-    A QA doc's pieces are ``<s> question </s></s> context </s>``; every window repeats the part
-    before ``windows[0][0]`` (the context's first piece).
+    A QA doc's pieces are ``<s> question </s></s> context </s>``; every window repeats the pieces
+    before ``context_start`` (1, just ``<s>``, for a doc read as one text).
 
     Gradients into the encoder are, per doc, an array shaped like ``last_hidden_state`` or a pair
     ``(d_last_hidden_state, d_window_states)``.
@@ -40,6 +40,7 @@ class LongformerData:
     alignment: Ragged
     windows: list[tuple[int, int]] = field(default_factory=list)
     window_states: Floats2d | None = None
+    context_start: int = 1
 
     @property
     def n_pieces(self) -> int:
@@ -79,6 +80,7 @@ class LongformerData:
             },
             "windows": [list(w) for w in self.windows],
             "window_states": self.to_cpu().window_states,
+            "context_start": self.context_start,
         }
 
     @classmethod
@@ -92,6 +94,7 @@ class LongformerData:
             window_states=None
             if data.get("window_states") is None
             else np.asarray(data["window_states"], dtype="f"),
+            context_start=int(data.get("context_start", 1)),
         )
 
 

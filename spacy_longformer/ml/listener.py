@@ -7,6 +7,7 @@ mechanism of spaCy's ``Tok2Vec`` and spacy-transformers). At prediction a listen
 """
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 from spacy.tokens import Doc
@@ -77,12 +78,9 @@ def _listener_forward(
                 window_states=model.ops.alloc2f(1, width),
             )
         else:
-            data = LongformerData(
-                input_ids=data.input_ids,
+            data = replace(
+                data,
                 last_hidden_state=model.ops.asarray2f(data.last_hidden_state),
-                global_attention_mask=data.global_attention_mask,
-                alignment=data.alignment,
-                windows=data.windows,
                 window_states=None if data.window_states is None else model.ops.asarray2f(data.window_states),
             )
         outputs.append(data)

@@ -1,9 +1,11 @@
 """Question-answering documents: the question as ``doc.spans["question"]``, the context after it.
 
-A QA doc's text is the question, a newline, then the context. The span group is what the QA
-component reads; the newline lets ``spacy-longformer.QATokenizer.v1`` restore the group from the
-text alone, so docs that spaCy rebuilds from text (``spacy train`` and ``spacy evaluate`` readers,
-``nlp(text)``) keep their question.
+A QA doc's text is the question, a separator (a newline), then the context; its gold answer is the
+one span of ``doc.spans["answer"]`` (an empty group: unanswerable). This module is the one home of
+that layout, for the data readers, the encoder (which reads the question and the context as a text
+pair) and the QA component alike; it needs spaCy, not torch. The newline lets
+``spacy-longformer.QATokenizer.v1`` restore the question group from the text alone, so docs that
+spaCy rebuilds from text (``spacy train`` and ``spacy evaluate`` readers, ``nlp(text)``) keep it.
 """
 
 from collections.abc import Callable, Iterable, Iterator
@@ -15,11 +17,10 @@ from spacy.tokens import Doc, Span
 from spacy.util import registry
 from spacy.vocab import Vocab
 
-from ..errors import Errors
-from ..layers.qa_spans import ANSWER_KEY, QUESTION_KEY, question_span
+from .errors import Errors
 
-__all__ = ["ANSWER_KEY", "QUESTION_KEY", "QATokenizer", "make_qa_doc", "question_span"]
-
+QUESTION_KEY = "question"
+ANSWER_KEY = "answer"
 SEPARATOR = "\n"
 
 
@@ -39,6 +40,24 @@ def make_qa_doc(nlp: Language, question: str, context: str) -> Doc:
     doc = nlp.make_doc(question + SEPARATOR + context)
     mark_question(doc)
     return doc
+
+
+def question_span(doc: Doc, key: str = QUESTION_KEY) -> Span:
+    """The doc's question: the one span of ``doc.spans[key]``, starting at token 0."""
+    group = doc.spans.get(key)
+    if group is None or len(group) != 1 or group[0].start != 0 or len(group[0]) == 0:
+        found = (
+            "no such group"
+            if group is None
+            else f"{len(group)} span(s) " + ", ".join(f"[{span.start}:{span.end}]" for span in group)
+        )
+        raise ValueError(Errors.LF129.format(key=key, found=found))
+    return group[0]
+
+
+def context_start_char(doc: Doc, key: str = QUESTION_KEY) -> int:
+    """Where the context starts in ``doc.text``: after the question and its separator."""
+    return min(question_span(doc, key).end_char + len(SEPARATOR), len(doc.text))
 
 
 def mark_question(doc: Doc) -> None:
