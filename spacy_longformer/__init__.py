@@ -5,6 +5,6 @@ Importing the package stays light: torch is imported by ``spacy_longformer.model
 
 from .qa_docs import make_qa_doc
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["__version__", "make_qa_doc"]

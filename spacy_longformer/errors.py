@@ -4,7 +4,8 @@ Messages are format strings under a code (``Errors.LF001``); the code appears in
 can search for it. This module imports nothing of ours, so every floor can use it.
 
 Code ranges: LF001-LF049 model inputs and config, LF050-LF079 checkpoints, LF080-LF099
-tokenization, LF100+ command line and workflows.
+tokenization, LF100+ command line and workflows. Warnings (logged, not raised) have codes of their
+own, ``LFW001`` and up, in ``Warnings``.
 """
 
 
@@ -128,10 +129,6 @@ class Errors(metaclass=_ErrorsWithCodes):
         "Can't compute the default global attention of {head}: row {row} of `input_ids` has no "
         "`</s>` (sep_token_id {sep}). Encode the input as a (question, context) pair or pass "
         "`global_attention_mask` yourself."
-    )
-    LF029 = (
-        "{head} needs `input_ids` to place its default global attention; with `inputs_embeds` "
-        "pass `global_attention_mask` yourself."
     )
     LF030 = "Unknown attention implementation {value!r}. Use one of: {options}."
     LF031 = "`labels` has shape {shape}, expected {expected} for {head}."
@@ -350,3 +347,16 @@ class Errors(metaclass=_ErrorsWithCodes):
         '`config={"model": {"name": DIR}}` for `longformer_encoder` in `nlp.add_pipe`, or '
         '`config={"model": {"encoder": {"name": DIR}}}` for a task component.'
     )
+    LF142 = (
+        "`{name}` in this pipeline was saved by spacy-longformer 0.1, whose task heads this version "
+        "({version}) stores differently and can't read. Retrain the pipeline with this version "
+        "(`spacy train`), or load it with spacy-longformer 0.1 (`pip install 'spacy-longformer<0.2'`)."
+    )
+
+
+class Warnings(metaclass=_ErrorsWithCodes):
+    LFW001 = (
+        "{head} needs `input_ids` to place its default global attention; with `inputs_embeds` "
+        "pass `global_attention_mask` yourself. Running without global attention."
+    )
+    LFW002 = "{head}: initialised fresh (not in checkpoint {path}): {keys}. Train or fine-tune before use."

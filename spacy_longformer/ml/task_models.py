@@ -1,10 +1,11 @@
-"""Task models: the encoder's pieces through transformers' Longformer heads, as thinc layers.
+"""Task models: the encoder's pieces through transformers' Longformer heads.
 
-Each task model is ``encoder -> rows -> head``: the encoder (an embedded
-``spacy-longformer.LongformerEncoder.v1`` or a listener) gives each doc's piece states, the task
-picks its rows (``<s>``, the first piece of each token, every piece) and a small thinc head maps
-them to logits with the same layers as the HF head, so a fine-tuned HF head loads into it.
-Softmax, losses and decoding live in the pipes.
+Each task model is ``encoder -> rows -> head``. The encoder (an embedded
+``spacy-longformer.LongformerEncoder.v1`` or a listener) gives each doc's piece states; the task
+picks its rows, which is all that is spaCy's here: the mean of a doc's windows' ``<s>`` states, the
+first piece of each token, or every piece; the head is the torch module of ``model.heads``, the one
+``LongformerFor*`` use (``head_layer``), so a fine-tuned HF head loads into it and the components
+inherit its parity with transformers. Softmax, losses and decoding live in the pipes.
 """
 
 from collections.abc import Callable
@@ -14,11 +15,12 @@ from typing import Any
 import numpy as np
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import Dropout, Linear, Model, chain
+from thinc.api import Model
 from thinc.types import Floats2d
+from torch import Tensor
 
 from ..errors import Errors
-from ..model.hf_checkpoint import read_head
+from . import head_layer
 from .alignment import piece_bounds
 from .listener import LongformerListener
 from .types import LongformerData
@@ -32,27 +34,18 @@ QAModel = Model[list[Doc], list[tuple[Floats2d, LongformerData]]]
 def build_text_classifier_v1(
     encoder: Model, dropout: float = 0.1, head_checkpoint: str | None = None
 ) -> TextModel:
-    """transformers' sequence-classification head on each doc's ``<s>``: dropout, dense, tanh,
-    dropout, out-projection. Outputs logits (docs x labels). A doc longer than one window reads
-    the mean of its windows' ``<s>`` states.
+    """transformers' sequence-classification head on each doc's ``<s>``. Outputs logits (docs x
+    labels). A doc longer than one window reads the mean of its windows' ``<s>`` states.
 
     encoder: an embedded encoder or a listener. head_checkpoint: a fine-tuned
     ``LongformerForSequenceClassification`` folder whose head (and labels) to start from; by
     default the embedded encoder's checkpoint, when it holds such a head.
     """
-    dense, out_proj = Linear(), Linear()
-    head = chain(Dropout(dropout), dense, _tanh(), Dropout(dropout), out_proj)
     return _task_model(
         "longformer_text_classifier",
         _text_forward,
         encoder,
-        head,
-        hf_architecture="LongformerForSequenceClassification",
-        modules={"classifier.dense": dense, "classifier.out_proj": out_proj},
-        shapes=lambda hidden, n_out: {
-            "classifier.dense": (hidden, hidden),
-            "classifier.out_proj": (n_out, hidden),
-        },
+        head_layer.head_layer("LongformerForSequenceClassification", dropout),
         head_checkpoint=head_checkpoint,
     )
 
@@ -61,36 +54,28 @@ def build_text_classifier_v1(
 def build_token_classifier_v1(
     encoder: Model, dropout: float = 0.1, head_checkpoint: str | None = None
 ) -> TokenModel:
-    """transformers' token-classification head (dropout, linear) on the first piece of each spaCy
-    token. Outputs logits (tokens x tags) per doc. head_checkpoint: as for the text classifier,
-    for a ``LongformerForTokenClassification`` folder."""
-    classifier = Linear()
+    """transformers' token-classification head on the first piece of each spaCy token. Outputs
+    logits (tokens x tags) per doc. head_checkpoint: as for the text classifier, for a
+    ``LongformerForTokenClassification`` folder."""
     return _task_model(
         "longformer_token_classifier",
         _token_forward,
         encoder,
-        chain(Dropout(dropout), classifier),
-        hf_architecture="LongformerForTokenClassification",
-        modules={"classifier": classifier},
-        shapes=lambda hidden, n_out: {"classifier": (n_out, hidden)},
+        head_layer.head_layer("LongformerForTokenClassification", dropout),
         head_checkpoint=head_checkpoint,
     )
 
 
 @registry.architectures("spacy-longformer.QuestionAnswering.v1")
 def build_question_answering_v1(encoder: Model, head_checkpoint: str | None = None) -> QAModel:
-    """transformers' QA head (a linear map to start and end logits) on every piece. Outputs, per
-    doc, the logits (pieces x 2) with the encoder's data (for the piece <-> token alignment).
-    head_checkpoint: as for the text classifier, for a ``LongformerForQuestionAnswering`` folder."""
-    qa_outputs = Linear()
+    """transformers' QA head (start and end logits) on every piece. Outputs, per doc, the logits
+    (pieces x 2) with the encoder's data (for the piece <-> token alignment). head_checkpoint: as
+    for the text classifier, for a ``LongformerForQuestionAnswering`` folder."""
     model = _task_model(
         "longformer_question_answering",
         _qa_forward,
         encoder,
-        qa_outputs,
-        hf_architecture="LongformerForQuestionAnswering",
-        modules={"qa_outputs": qa_outputs},
-        shapes=lambda hidden, n_out: {"qa_outputs": (2, hidden)},
+        head_layer.head_layer("LongformerForQuestionAnswering", 0.0),
         head_checkpoint=head_checkpoint,
     )
     model.set_dim("nO", 2)
@@ -98,31 +83,17 @@ def build_question_answering_v1(encoder: Model, head_checkpoint: str | None = No
 
 
 def _task_model(
-    name: str,
-    forward: Callable,
-    encoder: Model,
-    head: Model,
-    *,
-    hf_architecture: str,
-    modules: dict[str, Model],
-    shapes: Callable[[int, int], dict[str, tuple[int, int]]],
-    head_checkpoint: str | None,
+    name: str, forward: Callable, encoder: Model, head: Model, *, head_checkpoint: str | None
 ) -> Model:
     encoder = _piece_encoder(encoder)
-    refs = {"encoder": encoder, "head": head, **{f"hf:{module}": layer for module, layer in modules.items()}}
     return Model(
         name,
         forward,
         init=_init,
         layers=[encoder, head],
-        refs=refs,
+        refs={"encoder": encoder, "head": head},
         dims={"nO": None},
-        attrs={
-            "hf_architecture": hf_architecture,
-            "hf_modules": list(modules),
-            "shapes": shapes,
-            "head_checkpoint": head_checkpoint,
-        },
+        attrs={"head_checkpoint": head_checkpoint},
     )
 
 
@@ -148,17 +119,14 @@ def _init(model: Model, X: Any = None, Y: Any = None) -> None:
     hidden = encoder.get_dim("nO") if encoder.has_dim("nO") else None
     if not hidden:
         raise ValueError(Errors.LF132.format(name=model.name))
-    n_out = model.get_dim("nO")
-    for module, (n_o, n_i) in model.attrs["shapes"](hidden, n_out).items():
-        layer = model.get_ref(f"hf:{module}")
-        layer.set_dim("nO", n_o, force=True)
-        layer.set_dim("nI", n_i, force=True)
+    head.set_dim("nI", hidden, force=True)
+    head.set_dim("nO", model.get_dim("nO"), force=True)
     head.initialize()
 
 
 def head_is_initialized(model: Model) -> bool:
     """Whether the head has weights, after which its labels are fixed."""
-    return all(model.get_ref(f"hf:{module}").has_param("W") is True for module in model.attrs["hf_modules"])
+    return head_layer.is_initialized(model.get_ref("head"))
 
 
 def head_checkpoint_path(model: Model) -> Path | None:
@@ -169,37 +137,18 @@ def head_checkpoint_path(model: Model) -> Path | None:
     return Path(path) if path else None
 
 
-def read_hf_head(model: Model) -> tuple[list[str] | None, dict[str, Any]]:
+def read_hf_head(model: Model) -> tuple[list[str] | None, dict[str, Tensor]]:
     """Labels (``id2label`` order) and head weights of the checkpoint the head may start from;
     ``(None, {})`` when it holds no head of this model's kind."""
     path = head_checkpoint_path(model)
     if path is None:
         return None, {}
-    try:
-        config, weights = read_head(path, model.attrs["hf_architecture"])
-    except (OSError, ValueError) as err:
-        raise ValueError(Errors.LF121.format(path=str(path), error=err)) from err
-    if not weights:
-        return None, {}
-    missing = [
-        f"{m}.{p}" for m in model.attrs["hf_modules"] for p in ("weight", "bias") if f"{m}.{p}" not in weights
-    ]
-    if missing:
-        raise ValueError(Errors.LF133.format(path=path, keys=", ".join(missing)))
-    return [config.id2label[i] for i in sorted(config.id2label)], weights
+    return head_layer.read_hf_head(path, model.get_ref("head").attrs["architecture"])
 
 
-def load_hf_head(model: Model, weights: dict[str, Any]) -> None:
+def load_hf_head(model: Model, weights: dict[str, Tensor]) -> None:
     """Copy a fine-tuned HF head's weights (from ``read_hf_head``) into the initialized head."""
-    for module in model.attrs["hf_modules"]:
-        layer = model.get_ref(f"hf:{module}")
-        weight = weights[f"{module}.weight"].float().numpy()
-        bias = weights[f"{module}.bias"].float().numpy()
-        expected = (layer.get_dim("nO"), layer.get_dim("nI"))
-        if weight.shape != expected:
-            raise ValueError(Errors.LF134.format(module=module, shape=weight.shape, expected=expected))
-        layer.set_param("W", model.ops.asarray2f(weight))
-        layer.set_param("b", model.ops.asarray1f(bias))
+    head_layer.load_hf_weights(model.get_ref("head"), weights, path=head_checkpoint_path(model))
 
 
 def _text_forward(model: TextModel, docs: list[Doc], is_train: bool) -> tuple[Floats2d, Callable]:
@@ -276,11 +225,3 @@ def _concat(ops: Any, parts: list[Floats2d], width: int) -> Floats2d:
     if not parts:
         return ops.alloc2f(0, width)
     return ops.xp.concatenate(parts, axis=0)
-
-
-def _tanh() -> Model[Floats2d, Floats2d]:
-    def forward(model: Model, X: Floats2d, is_train: bool) -> tuple[Floats2d, Callable]:
-        Y = model.ops.xp.tanh(X)
-        return Y, lambda dY: dY * (1 - Y**2)
-
-    return Model("tanh", forward)

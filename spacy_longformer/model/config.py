@@ -8,27 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Errors
+from .linear import ACTIVATIONS
 
-# transformers' activation names we implement (model/layers.py maps each to its function).
-ACTIVATIONS = (
-    "gelu",
-    "gelu_new",
-    "gelu_pytorch_tanh",
-    "gelu_fast",
-    "gelu_python",
-    "gelu_accurate",
-    "quick_gelu",
-    "relu",
-    "relu2",
-    "relu6",
-    "leaky_relu",
-    "silu",
-    "swish",
-    "mish",
-    "sigmoid",
-    "tanh",
-    "linear",
-)
 PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
 
 

@@ -20,7 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from ..errors import Errors
+from ..errors import Errors, Warnings
 from .config import LongformerConfig
 
 if TYPE_CHECKING:
@@ -351,10 +351,7 @@ class HFCheckpointMixin:
         self.load_state_dict(state, strict=False)
         if fresh:
             logger.warning(
-                "%s: initialised fresh (not in checkpoint %s): %s. Train or fine-tune before use.",
-                self.hf_architecture,
-                path,
-                ", ".join(fresh),
+                Warnings.LFW002.format(head=self.hf_architecture, path=path, keys=", ".join(fresh))
             )
         if ignored:
             logger.info(

@@ -38,36 +38,27 @@ class LongformerOutput(_ModelOutput):
 
 
 @dataclass
-class LongformerMaskedLMOutput(_ModelOutput):
+class _LogitsOutput(_ModelOutput):
+    """A head's output: ``loss`` when labels were given, ``logits``, and the encoder's per-layer
+    outputs when asked for."""
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+    global_attentions: tuple[torch.Tensor, ...] | None = None
+
+
+class LongformerMaskedLMOutput(_LogitsOutput):
     """``logits``: (batch, seq, vocab)."""
 
-    loss: torch.Tensor | None = None
-    logits: torch.Tensor | None = None
-    hidden_states: tuple[torch.Tensor, ...] | None = None
-    attentions: tuple[torch.Tensor, ...] | None = None
-    global_attentions: tuple[torch.Tensor, ...] | None = None
 
-
-@dataclass
-class LongformerSequenceClassifierOutput(_ModelOutput):
+class LongformerSequenceClassifierOutput(_LogitsOutput):
     """``logits``: (batch, num_labels)."""
 
-    loss: torch.Tensor | None = None
-    logits: torch.Tensor | None = None
-    hidden_states: tuple[torch.Tensor, ...] | None = None
-    attentions: tuple[torch.Tensor, ...] | None = None
-    global_attentions: tuple[torch.Tensor, ...] | None = None
 
-
-@dataclass
-class LongformerTokenClassifierOutput(_ModelOutput):
+class LongformerTokenClassifierOutput(_LogitsOutput):
     """``logits``: (batch, seq, num_labels)."""
-
-    loss: torch.Tensor | None = None
-    logits: torch.Tensor | None = None
-    hidden_states: tuple[torch.Tensor, ...] | None = None
-    attentions: tuple[torch.Tensor, ...] | None = None
-    global_attentions: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass
@@ -82,12 +73,5 @@ class LongformerQuestionAnsweringOutput(_ModelOutput):
     global_attentions: tuple[torch.Tensor, ...] | None = None
 
 
-@dataclass
-class LongformerMultipleChoiceOutput(_ModelOutput):
+class LongformerMultipleChoiceOutput(_LogitsOutput):
     """``logits``: (batch, num_choices); per-layer outputs are over the flattened (batch * choices)."""
-
-    loss: torch.Tensor | None = None
-    logits: torch.Tensor | None = None
-    hidden_states: tuple[torch.Tensor, ...] | None = None
-    attentions: tuple[torch.Tensor, ...] | None = None
-    global_attentions: tuple[torch.Tensor, ...] | None = None

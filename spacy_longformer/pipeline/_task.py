@@ -11,25 +11,25 @@ from spacy.util import ensure_path
 from thinc.api import Config, Model
 
 from ..errors import Errors
-from ..ml import encoder_model
+from ..ml import encoder_model, head_layer
 from ..ml.task_models import is_embedded
+from ..model.heads import DefaultGlobalAttention
+from ..qa_docs import QUESTION_KEY
 from .longformer_encoder import DEFAULT_ENCODER_MODEL
 
 
 def task_model_config(
-    architecture: str,
-    head: dict[str, Any],
-    *,
-    cls: bool,
-    spans_key: str | None = None,
-    question_key: str | None = None,
+    architecture: str, head: dict[str, Any], *, default_global: DefaultGlobalAttention
 ) -> Config:
     """A task's default ``[model]``: its head, with an embedded encoder whose global attention is
-    what the HF head picks by default."""
+    what the HF head picks by default (``default_global``, the rule ``LongformerFor*`` follow): ``<s>``
+    of every window, and a QA doc's question, which the encoder then reads as the first of a text
+    pair."""
     model = Config().from_str(DEFAULT_ENCODER_MODEL)["model"]
-    model["global_attention"]["cls"] = cls
-    model["global_attention"]["spans_key"] = spans_key
-    model["question_key"] = question_key
+    question = QUESTION_KEY if default_global.first_sequence else None
+    model["global_attention"]["cls"] = default_global.first_token or default_global.first_sequence
+    model["global_attention"]["spans_key"] = question
+    model["question_key"] = question
     return Config({"@architectures": architecture, **head, "encoder": model})
 
 
@@ -41,7 +41,11 @@ class TaskPipeMixin:
     cfg: dict[str, Any]
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
-        msg = {"cfg": self.cfg, "nO": self.model.get_dim("nO"), "head": self.model.get_ref("head").to_bytes()}
+        msg = {
+            "cfg": self.cfg,
+            "nO": self.model.get_dim("nO"),
+            "head": head_layer.to_bytes(self.model.get_ref("head")),
+        }
         if is_embedded(self.model):
             msg["encoder"] = encoder_model.to_bytes(self.model.get_ref("encoder"))
         return srsly.msgpack_dumps(msg)
@@ -52,14 +56,14 @@ class TaskPipeMixin:
         self.model.set_dim("nO", msg["nO"], force=True)
         if "encoder" in msg:
             encoder_model.from_bytes(self.model.get_ref("encoder"), msg["encoder"])
-        self.model.get_ref("head").from_bytes(msg["head"])
+        head_layer.from_bytes(self.model.get_ref("head"), msg["head"], component=self.name)
         return self
 
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = tuple()) -> None:
         path = ensure_path(path)
         path.mkdir(parents=True, exist_ok=True)
         srsly.write_json(path / "cfg", {**self.cfg, "nO": self.model.get_dim("nO")})
-        (path / "head").write_bytes(self.model.get_ref("head").to_bytes())
+        (path / "head").write_bytes(head_layer.to_bytes(self.model.get_ref("head")))
         if is_embedded(self.model):
             encoder_model.to_disk(self.model.get_ref("encoder"), path / "encoder")
 
@@ -74,5 +78,5 @@ class TaskPipeMixin:
         self.cfg = cfg
         if is_embedded(self.model):
             encoder_model.from_disk(self.model.get_ref("encoder"), path / "encoder")
-        self.model.get_ref("head").from_bytes((path / "head").read_bytes())
+        head_layer.from_bytes(self.model.get_ref("head"), (path / "head").read_bytes(), component=self.name)
         return self

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span
@@ -17,13 +18,18 @@ from spacy.training import Example, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Model
 from thinc.types import Floats2d
+from torch import Tensor
 
 from ..errors import Errors
+from ..ml.head_layer import loss_and_gradients
 from ..ml.task_models import head_is_initialized, load_hf_head, read_hf_head
+from ..model.heads import LongformerForTokenClassification, token_classification_loss
 from ._task import TaskPipeMixin, task_model_config
 
 DEFAULT_NER_MODEL = task_model_config(
-    "spacy-longformer.TokenClassifier.v1", {"dropout": 0.1, "head_checkpoint": None}, cls=False
+    "spacy-longformer.TokenClassifier.v1",
+    {"dropout": 0.1, "head_checkpoint": None},
+    default_global=LongformerForTokenClassification.default_global_attention,
 )
 _STARTS = {"B", "S", "U"}
 _ENDS = {"S", "U", "E", "L"}
@@ -144,23 +150,13 @@ class LongformerNER(TaskPipeMixin, TrainablePipe):
             doc.ents = [Span(doc, start, end, label=label) for start, end, label in decode_tags(tags)]
 
     def get_loss(self, examples: Iterable[Example], logits: list[Floats2d]) -> tuple[float, list[Floats2d]]:
-        """Cross-entropy of each token's tag, averaged over the tokens whose gold tag is known
-        (spaCy's missing ``-`` tags carry no loss), as transformers averages over labelled pieces."""
-        ops = self.model.ops
+        """transformers' token-classification loss (``token_classification_loss``) on each token's
+        first piece: cross-entropy averaged over the tokens whose gold tag is known (spaCy's missing
+        ``-`` tags carry no loss)."""
         index = {tag: i for i, tag in enumerate(self.tags)}
-        golds = [self._gold_ids(eg, index) for eg in examples]
-        n = max(sum(int((gold >= 0).sum()) for gold in golds), 1)
-        total, d_logits = 0.0, []
-        for scores, gold in zip(logits, golds, strict=True):
-            probs = ops.softmax(scores, axis=-1)
-            known = ops.asarray1i(np.flatnonzero(gold >= 0))
-            truth = ops.alloc2f(*scores.shape)
-            truth[known, ops.asarray1i(gold[gold >= 0])] = 1.0
-            mask = ops.alloc2f(scores.shape[0], 1)
-            mask[known] = 1.0
-            total -= float((ops.xp.log(probs + 1e-7) * truth).sum())
-            d_logits.append((probs - truth) * mask / n)
-        return total / n, d_logits
+        golds = np.concatenate([self._gold_ids(eg, index) for eg in examples] or [np.zeros(0, dtype="i")])
+        labels = np.where(golds >= 0, golds, -100).astype("int64")
+        return loss_and_gradients(_tag_loss, logits, labels)
 
     def _gold_ids(self, example: Example, index: dict[str, int]) -> np.ndarray:
         """The example's BILUO entity tags as ids of our tags; -1 where the tag is missing."""
@@ -184,3 +180,7 @@ class LongformerNER(TaskPipeMixin, TrainablePipe):
                         Errors.LF139.format(name=self.name, label=label, labels=list(self.labels))
                     )
         return ids
+
+
+def _tag_loss(logits: list[Tensor], labels: Tensor) -> Tensor:
+    return token_classification_loss(torch.cat(logits), labels)

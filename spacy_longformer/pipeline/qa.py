@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
+import torch
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span, SpanGroup
@@ -23,20 +24,22 @@ from spacy.util import registry
 from spacy.vocab import Vocab
 from thinc.api import Model
 from thinc.types import Floats2d
+from torch import Tensor
+from torch.nn.utils.rnn import pad_sequence
 
 from ..errors import Errors
 from ..ml.alignment import piece_bounds
+from ..ml.head_layer import loss_and_gradients
 from ..ml.task_models import load_hf_head, read_hf_head
 from ..ml.types import LongformerData
-from ..qa_docs import ANSWER_KEY, QUESTION_KEY
+from ..model.heads import LongformerForQuestionAnswering, span_loss
+from ..qa_docs import ANSWER_KEY
 from ._task import TaskPipeMixin, task_model_config
 
 DEFAULT_QA_MODEL = task_model_config(
     "spacy-longformer.QuestionAnswering.v1",
     {"head_checkpoint": None},
-    cls=True,
-    spans_key=QUESTION_KEY,
-    question_key=QUESTION_KEY,
+    default_global=LongformerForQuestionAnswering.default_global_attention,
 )
 
 
@@ -145,24 +148,18 @@ class LongformerQA(TaskPipeMixin, TrainablePipe):
     def get_loss(
         self, examples: Iterable[Example], outputs: list[tuple[Floats2d, LongformerData]]
     ) -> tuple[float, list[Floats2d]]:
-        """transformers' loss: cross-entropy of the gold start piece and of the gold end piece,
-        halved, averaged over the questions with a gold answer (unanswerable ones point at ``<s>``).
-        """
-        ops = self.model.ops
+        """transformers' QA loss (``span_loss``): cross-entropy of the gold start piece and of the
+        gold end piece, halved, averaged over the questions with a gold answer (unanswerable ones
+        point at ``<s>``)."""
         examples = list(examples)
         targets = [self._gold_pieces(eg, data) for eg, (_, data) in zip(examples, outputs, strict=True)]
-        n = max(sum(target is not None for target in targets), 1)
-        total, d_logits = 0.0, []
-        for (logits, _), target in zip(outputs, targets, strict=True):
-            d = ops.alloc2f(*logits.shape)
-            if target is not None:
-                for column, piece in enumerate(target):
-                    probs = ops.softmax(logits[:, column], axis=-1)
-                    total -= float(ops.xp.log(probs[piece] + 1e-7)) / 2
-                    probs[piece] -= 1.0
-                    d[:, column] = probs / (2 * n)
-            d_logits.append(d)
-        return total / n, d_logits
+        # A doc without a gold answer points past every doc's pieces: an ignored position.
+        beyond = max((data.n_pieces for _, data in outputs), default=0)
+        starts, ends = (
+            np.asarray([beyond if target is None else target[i] for target in targets], dtype="int64")
+            for i in (0, 1)
+        )
+        return loss_and_gradients(_answer_loss, [logits for logits, _ in outputs], starts, ends)
 
     def _gold_pieces(self, example: Example, data: LongformerData) -> tuple[int, int] | None:
         """Start and end piece of the gold answer (``<s>`` for an unanswerable question), or None
@@ -245,3 +242,10 @@ def score_qa(examples: Iterable[Example], **kwargs: Any) -> dict[str, float | No
 @registry.scorers("spacy-longformer.qa_scorer.v1")
 def make_qa_scorer() -> Callable[..., dict[str, float | None]]:
     return score_qa
+
+
+def _answer_loss(logits: list[Tensor], starts: Tensor, ends: Tensor) -> Tensor:
+    """``span_loss`` over docs of different lengths: padded with the lowest logit, which takes no
+    probability."""
+    padded = pad_sequence(logits, batch_first=True, padding_value=torch.finfo(logits[0].dtype).min)
+    return span_loss(padded[..., 0], padded[..., 1], starts, ends)

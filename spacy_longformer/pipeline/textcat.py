@@ -6,6 +6,7 @@ and transformers' losses: cross-entropy (exclusive) or binary cross-entropy (mul
 """
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 from spacy.language import Language
@@ -16,13 +17,20 @@ from spacy.training import Example, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Model
 from thinc.types import Floats2d
+from torch import Tensor
 
 from ..errors import Errors
+from ..ml.head_layer import loss_and_gradients
 from ..ml.task_models import head_is_initialized, load_hf_head, read_hf_head
+from ..model.heads import LongformerForSequenceClassification, sequence_classification_loss
 from ._task import TaskPipeMixin, task_model_config
 
 _HEAD = {"dropout": 0.1, "head_checkpoint": None}
-DEFAULT_TEXTCAT_MODEL = task_model_config("spacy-longformer.TextClassifier.v1", _HEAD, cls=True)
+DEFAULT_TEXTCAT_MODEL = task_model_config(
+    "spacy-longformer.TextClassifier.v1",
+    _HEAD,
+    default_global=LongformerForSequenceClassification.default_global_attention,
+)
 # spaCy's textcat score weights: cats_score counts, the rest are reported.
 _SCORE_WEIGHTS: dict[str, float | None] = {
     "cats_score": 1.0,
@@ -91,25 +99,20 @@ class _LongformerTextcatMixin(TaskPipeMixin):
         return ops.softmax(logits, axis=-1) if self.exclusive else ops.sigmoid(logits)
 
     def get_loss(self, examples: Iterable[Example], scores: Floats2d) -> tuple[float, Floats2d]:
-        """transformers' loss on the logits: cross-entropy, or binary cross-entropy per label
-        (labels a multi-label doc leaves out are missing and carry no loss)."""
+        """transformers' loss on the logits (``sequence_classification_loss``): cross-entropy, or
+        binary cross-entropy per label (labels a multi-label doc leaves out are missing and carry
+        no loss)."""
         examples = list(examples)
         self._validate_categories(examples)
         truths, not_missing = self._examples_to_truth(examples)
-        ops = self.model.ops
-        not_missing = ops.asarray(not_missing)
-        probs = self._activate(scores)
-        xp = ops.xp
-        eps = 1e-7
-        if self.exclusive:
-            loss = -(truths * xp.log(probs + eps)).sum() / len(examples)
-            d_scores = (probs - truths) / len(examples)
-        else:
-            n = max(float(not_missing.sum()), 1.0)
-            losses = truths * xp.log(probs + eps) + (1 - truths) * xp.log(1 - probs + eps)
-            loss = -(losses * not_missing).sum() / n
-            d_scores = (probs - truths) * not_missing / n
-        return float(loss), d_scores
+        problem_type = "single_label_classification" if self.exclusive else "multi_label_classification"
+        loss, (d_scores,) = loss_and_gradients(
+            partial(_classification_loss, problem_type=problem_type),
+            [scores],
+            truths,
+            None if self.exclusive else not_missing,
+        )
+        return loss, d_scores
 
     def initialize(
         self,
@@ -178,3 +181,9 @@ class LongformerMultiLabelTextCategorizer(_LongformerTextcatMixin, MultiLabel_Te
         scorer: Callable | None,
     ) -> None:
         MultiLabel_TextCategorizer.__init__(self, vocab, model, name, threshold=threshold, scorer=scorer)
+
+
+def _classification_loss(
+    logits: list[Tensor], truths: Tensor, weights: Tensor | None, *, problem_type: str
+) -> Tensor:
+    return sequence_classification_loss(logits[0], truths, problem_type=problem_type, weights=weights)

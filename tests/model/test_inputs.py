@@ -120,7 +120,7 @@ def test_qa_with_embeds_and_no_mask_warns(config, caplog):
     head = LongformerForQuestionAnswering(config)
     out = head(inputs_embeds=torch.randn(1, 5, 16))
     assert out.start_logits.shape == (1, 5)
-    assert "LF029" in caplog.text
+    assert "LFW001" in caplog.text
 
 
 def test_multiple_choice_rank(config):

@@ -346,3 +346,21 @@ def test_global_attention_getter_default_per_component(tiny_checkpoint):
         "longformer_qa": (True, [0, 1, 2, 3]),
     }
     assert configure_global_attention()(nlp.make_doc("x")).cls
+
+
+def test_issue14_a_pipeline_saved_by_0_1_is_a_clear_error(tiny_checkpoint, tmp_path):
+    """0.1 saved a task head as a thinc layer; 0.2 keeps the torch head. Loading the old format
+    names both versions and the fix instead of failing deep in thinc."""
+    from thinc.api import Dropout, Linear, chain
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("longformer_textcat", config={"model": {"encoder": {"name": str(tiny_checkpoint)}}})
+    _train(nlp, _textcat_examples(nlp), steps=1)
+    nlp.to_disk(tmp_path / "pipeline")
+    old_head = chain(Dropout(0.1), Linear(32, 32), Dropout(0.1), Linear(2, 32))
+    old_head.initialize()
+    (tmp_path / "pipeline" / "longformer_textcat" / "head").write_bytes(old_head.to_bytes())
+    with pytest.raises(
+        ValueError, match=r"LF142.*saved by spacy-longformer 0\.1.*\(0\.2\.0\).*spacy train.*<0\.2"
+    ):
+        spacy.load(tmp_path / "pipeline")
