@@ -352,6 +352,11 @@ class Errors(metaclass=_ErrorsWithCodes):
         "({version}) stores differently and can't read. Retrain the pipeline with this version "
         "(`spacy train`), or load it with spacy-longformer 0.1 (`pip install 'spacy-longformer<0.2'`)."
     )
+    LF143 = (
+        "A `spacy-longformer.LongformerListener.v1` with `upstream = {upstream!r}` has no encoder: "
+        "{found}. Set `upstream` to the name of a `longformer_encoder` component earlier in the "
+        'pipeline (or `"*"` for any), or give the component an encoder of its own.'
+    )
 
 
 class Warnings(metaclass=_ErrorsWithCodes):
@@ -360,3 +365,9 @@ class Warnings(metaclass=_ErrorsWithCodes):
         "pass `global_attention_mask` yourself. Running without global attention."
     )
     LFW002 = "{head}: initialised fresh (not in checkpoint {path}): {keys}. Train or fine-tune before use."
+    LFW003 = (
+        "A Longformer listener (upstream {upstream!r}) got docs that no `longformer_encoder` has read, "
+        "so its component predicts from zeros. Keep the encoder in the pipeline, enabled and before "
+        "the listening component (not in `exclude` or `disable` of `spacy.load`, and sourced "
+        "together with it), or give the component its own encoder with `nlp.replace_listeners`."
+    )

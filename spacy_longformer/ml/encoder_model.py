@@ -17,6 +17,7 @@ from thinc.api import Model, PyTorchGradScaler, PyTorchShim, get_torch_default_d
 
 from ..errors import Errors
 from ..model import LongformerConfig, LongformerModel
+from ..model.attention import ATTN_IMPLEMENTATIONS
 from ..tokenization import LongformerTokenizer
 from .global_attention import GlobalAttentionGetter, configure_global_attention
 from .running import EncoderModel, encoder_forward
@@ -46,8 +47,6 @@ def build_longformer_encoder_v1(
     question_key: read docs as QA docs, ``<s> question </s></s> context </s>`` with the question
         taken from ``doc.spans[question_key]`` and repeated in every window.
     """
-    if not name:
-        raise ValueError(Errors.LF141)
     for key, value, minimum in (
         ("window_overlap", window_overlap, 0),
         ("max_batch_pieces", max_batch_pieces, 1),
@@ -55,36 +54,95 @@ def build_longformer_encoder_v1(
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ValueError(Errors.LF123.format(name=key, expected=f"an int >= {minimum}", value=value))
+    if attn_implementation not in ATTN_IMPLEMENTATIONS:
+        expected = "one of " + ", ".join(map(repr, ATTN_IMPLEMENTATIONS))
+        raise ValueError(
+            Errors.LF123.format(name="attn_implementation", expected=expected, value=attn_implementation)
+        )
+    shim = LongformerShim(
+        None,
+        tokenizer=None,
+        mixed_precision=mixed_precision,
+        grad_scaler=PyTorchGradScaler(**(grad_scaler_config or {})),
+    )
     return Model(
         "longformer_encoder",
         encoder_forward,
         init=_init,
         dims={"nO": None},
+        shims=[shim],
         attrs={
             "name": name,
             "global_attention": global_attention or configure_global_attention(),
             "max_window_pieces": max_window_pieces,
             "window_overlap": window_overlap,
             "max_batch_pieces": max_batch_pieces,
-            "mixed_precision": mixed_precision,
-            "grad_scaler_config": dict(grad_scaler_config or {}),
             "attn_implementation": attn_implementation,
             "gradient_checkpointing": gradient_checkpointing,
             "question_key": question_key,
+            # spaCy's replace_listeners: what takes the place of a listener's config block.
+            "replace_listener_cfg": replace_listener_cfg,
         },
     )
 
 
-def _init(model: EncoderModel, X: Any = None, Y: Any = None) -> None:
-    """Load the checkpoint named by ``name`` (weights, config and tokenizer)."""
-    path = model.attrs["name"]
-    try:
-        torch_model = LongformerModel.from_pretrained(
-            path,
-            add_pooling_layer=False,
-            attn_implementation=model.attrs["attn_implementation"],
-            gradient_checkpointing=model.attrs["gradient_checkpointing"],
+class LongformerShim(PyTorchShim):
+    """The encoder's torch model and its tokenizer, saved together.
+
+    Built empty with the Model (``None`` until ``initialize`` or deserialization), so thinc's own
+    ``Model.from_bytes`` finds it: that is how spaCy's components save an encoder embedded in them
+    (after ``replace_listeners``). Our pipes save the same state as an HF checkpoint folder.
+    """
+
+    def __init__(
+        self, model: LongformerModel | None, *, tokenizer: LongformerTokenizer | None, **kwargs: Any
+    ) -> None:
+        super().__init__(
+            model, serialize_model=_torch_to_bytes, deserialize_model=_torch_from_bytes, **kwargs
         )
+        self.tokenizer = tokenizer
+
+    def to_bytes(self) -> bytes:
+        if self._model is None:
+            raise ValueError(Errors.LF120.format(name="<encoder>"))
+        return srsly.msgpack_dumps(
+            {
+                "config": self.cfg,
+                "state": _torch_to_bytes(self._model),
+                "tokenizer": self.tokenizer.to_bytes(),
+            }
+        )
+
+    def from_bytes(self, bytes_data: bytes) -> "LongformerShim":
+        msg = srsly.msgpack_loads(bytes_data)
+        self.cfg = msg["config"]
+        self._model = _torch_from_bytes(None, msg["state"], get_torch_default_device())
+        self.tokenizer = LongformerTokenizer.from_bytes(msg["tokenizer"])
+        self._grad_scaler.to_(get_torch_default_device())
+        return self
+
+
+def replace_listener_cfg(encoder_cfg: dict[str, Any], listener_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The config of a spaCy component's own copy of the encoder, in place of its listener: the
+    encoder's block, with the listener's pooling (``LongformerTok2Vec.v1``)."""
+    if listener_cfg.get("@architectures") != "spacy-longformer.LongformerListener.v1":
+        return encoder_cfg
+    tok2vec: dict[str, Any] = {
+        "@architectures": "spacy-longformer.LongformerTok2Vec.v1",
+        "encoder": encoder_cfg,
+    }
+    if "pooling" in listener_cfg:
+        tok2vec["pooling"] = listener_cfg["pooling"]
+    return tok2vec
+
+
+def _init(model: EncoderModel, X: Any = None, Y: Any = None) -> None:
+    """Load the checkpoint named by ``name`` (weights, config and tokenizer), afresh each time."""
+    path = model.attrs["name"]
+    if not path:
+        raise ValueError(Errors.LF141)
+    try:
+        torch_model = LongformerModel.from_pretrained(path, add_pooling_layer=False)
         tokenizer = LongformerTokenizer.from_pretrained(path)
     except (OSError, ValueError) as err:
         raise ValueError(Errors.LF121.format(path=str(path), error=err)) from err
@@ -95,46 +153,49 @@ def attach(model: EncoderModel, torch_model: LongformerModel, tokenizer: Longfor
     """Give the thinc Model its PyTorch encoder and tokenizer (at initialize or deserialization)."""
     torch_model.set_attn_implementation(model.attrs["attn_implementation"])
     torch_model.gradient_checkpointing = model.attrs["gradient_checkpointing"]
-    shim = PyTorchShim(
-        torch_model,
-        mixed_precision=model.attrs["mixed_precision"],
-        grad_scaler=PyTorchGradScaler(**model.attrs["grad_scaler_config"]),
-        serialize_model=_torch_to_bytes,
-        deserialize_model=_torch_from_bytes,
-    )
-    model.shims[:] = [shim]
-    model.attrs["tokenizer"] = tokenizer
+    shim = model.shims[0]
+    shim._model = torch_model.to(get_torch_default_device())
+    shim.tokenizer = tokenizer
     model.set_dim("nO", torch_model.config.hidden_size, force=True)
 
 
+def is_loaded(model: EncoderModel) -> bool:
+    """Whether the encoder has its weights (from ``initialize`` or a saved pipeline)."""
+    return model.shims[0]._model is not None
+
+
 def torch_model_of(model: EncoderModel) -> LongformerModel:
-    if not model.shims:
+    if not is_loaded(model):
         raise ValueError(Errors.LF120.format(name="<encoder>"))
     return model.shims[0]._model
 
 
+def tokenizer_of(model: EncoderModel) -> LongformerTokenizer:
+    if not is_loaded(model):
+        raise ValueError(Errors.LF120.format(name="<encoder>"))
+    return model.shims[0].tokenizer
+
+
 def to_bytes(model: EncoderModel) -> bytes:
     """Config, weights (safetensors) and tokenizer of an initialized encoder."""
-    return srsly.msgpack_dumps(
-        {"torch": _torch_to_bytes(torch_model_of(model)), "tokenizer": model.attrs["tokenizer"].to_bytes()}
-    )
+    torch_model_of(model)
+    return model.shims[0].to_bytes()
 
 
 def from_bytes(model: EncoderModel, data: bytes) -> None:
-    msg = srsly.msgpack_loads(data)
-    torch_model = _torch_from_bytes(None, msg["torch"], get_torch_default_device())
-    attach(model, torch_model, LongformerTokenizer.from_bytes(msg["tokenizer"]))
+    shim = model.shims[0].from_bytes(data)
+    attach(model, shim._model, shim.tokenizer)
 
 
 def to_disk(model: EncoderModel, path: Path) -> None:
     """An HF checkpoint folder: config.json, model.safetensors and the tokenizer files."""
     torch_model_of(model).save_pretrained(path)
-    model.attrs["tokenizer"].save_pretrained(path)
+    tokenizer_of(model).save_pretrained(path)
 
 
 def from_disk(model: EncoderModel, path: Path) -> None:
     torch_model = LongformerModel.from_pretrained(path, add_pooling_layer=False)
-    attach(model, torch_model.to(get_torch_default_device()), LongformerTokenizer.from_pretrained(path))
+    attach(model, torch_model, LongformerTokenizer.from_pretrained(path))
 
 
 def _torch_to_bytes(torch_model: LongformerModel) -> bytes:

@@ -6,6 +6,7 @@ mechanism of spaCy's ``Tok2Vec`` and spacy-transformers). At prediction a listen
 ``doc._.longformer``, set by the encoder earlier in the pipeline.
 """
 
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -15,8 +16,10 @@ from spacy.util import registry
 from thinc.api import Model, chain, reduce_mean
 from thinc.types import Floats2d, Ragged
 
-from ..errors import Errors
+from ..errors import Errors, Warnings
 from .types import LongformerData
+
+logger = logging.getLogger(__name__)
 
 
 class LongformerListener(Model):
@@ -33,12 +36,17 @@ class LongformerListener(Model):
         self._batch_id: int | None = None
         self._outputs: list[LongformerData] | None = None
         self._backprop: Callable | None = None
+        # While the pipeline initializes, components run the listener on docs no encoder has
+        # read: zeros then are expected. Later they mean the encoder is missing: said once.
+        self.initializing = False
+        self._warned = False
 
     @classmethod
     def get_batch_id(cls, docs: list[Doc]) -> int:
         return sum(sum(token.orth for token in doc) for doc in docs)
 
     def receive(self, batch_id: int, outputs: list[LongformerData], backprop: Callable) -> None:
+        self.initializing = False
         self._batch_id = batch_id
         self._outputs = outputs
         self._backprop = backprop
@@ -63,12 +71,18 @@ def _listener_forward(
             return upstream_backprop([scale_gradient(d, factor) for d in d_outputs])
 
         return outputs, backprop
-    width = model.get_dim("nO")
     outputs = []
     for doc in docs:
         data = doc._.longformer if Doc.has_extension("longformer") else None
         if data is None:
-            # Not run through the encoder yet (e.g. while a component initializes): zeros.
+            if not model.has_dim("nO"):
+                found = "no `longformer_encoder` took it"
+                raise ValueError(Errors.LF143.format(upstream=model.upstream_name, found=found))
+            width = model.get_dim("nO")
+            if not model.initializing and not model._warned and len(doc):
+                model._warned = True
+                logger.warning(Warnings.LFW003.format(upstream=model.upstream_name))
+            # Not run through the encoder (e.g. while a component initializes): zeros.
             lengths = np.ones(len(doc), dtype="i")
             data = LongformerData(
                 input_ids=np.zeros(len(doc), dtype="int64"),
@@ -148,3 +162,14 @@ def build_longformer_listener_v1(
     """
     listener = LongformerListener(upstream, grad_factor)
     return chain(listener, pieces_to_tokens(pooling or reduce_mean()))
+
+
+@registry.architectures("spacy-longformer.LongformerTok2Vec.v1")
+def build_longformer_tok2vec_v1(
+    encoder: Model[list[Doc], list[LongformerData]], pooling: Model[Ragged, Floats2d] | None = None
+) -> Model[list[Doc], list[Floats2d]]:
+    """A tok2vec for spaCy components with an encoder of their own: its states, pooled per token.
+
+    What ``replace_listeners`` puts in place of a ``LongformerListener.v1``: the encoder's block as
+    ``encoder``, and the listener's ``pooling``."""
+    return chain(encoder, pieces_to_tokens(pooling or reduce_mean()))

@@ -28,12 +28,12 @@ WindowKey = tuple[int, int]  # (doc, window)
 def encoder_forward(
     model: EncoderModel, docs: list[Doc], is_train: bool
 ) -> tuple[list[LongformerData], Callable]:
-    if not model.shims:
-        raise ValueError(Errors.LF120.format(name="<encoder>"))
     shim = model.shims[0]
+    if shim._model is None:
+        raise ValueError(Errors.LF120.format(name="<encoder>"))
     torch_model: LongformerModel = shim._model
     config = torch_model.config
-    tokenizer: LongformerTokenizer = model.attrs["tokenizer"]
+    tokenizer: LongformerTokenizer = shim.tokenizer
     window = min(model.attrs["max_window_pieces"] or config.max_tokens - 2, config.max_tokens - 2)
     plans = [
         plan_doc(

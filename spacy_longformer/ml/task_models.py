@@ -22,6 +22,7 @@ from torch import Tensor
 from ..errors import Errors
 from . import head_layer
 from .alignment import piece_bounds
+from .encoder_model import is_loaded
 from .listener import LongformerListener
 from .types import LongformerData
 
@@ -98,12 +99,14 @@ def _task_model(
 
 
 def _piece_encoder(encoder: Model) -> Model:
-    """The part of ``encoder`` that yields piece states: a listener chain ends in a per-token
-    pooling that task heads don't want (they read ``<s>`` and first pieces), so drop it."""
+    """The part of ``encoder`` that yields piece states: a listener's chain, or a
+    ``LongformerTok2Vec.v1``, ends in a per-token pooling that task heads don't want (they read
+    ``<s>`` and first pieces), so drop it."""
     if isinstance(encoder, LongformerListener) or encoder.name == "longformer_encoder":
         return encoder
-    if encoder.layers and isinstance(encoder.layers[0], LongformerListener):
-        return encoder.layers[0]
+    first = encoder.layers[0] if encoder.layers else None
+    if first is not None and (isinstance(first, LongformerListener) or first.name == "longformer_encoder"):
+        return first
     raise ValueError(Errors.LF131.format(name=encoder.name))
 
 
@@ -114,7 +117,7 @@ def is_embedded(model: Model) -> bool:
 
 def _init(model: Model, X: Any = None, Y: Any = None) -> None:
     encoder, head = model.layers
-    if is_embedded(model) and not encoder.shims:
+    if is_embedded(model) and not is_loaded(encoder):
         encoder.initialize()
     hidden = encoder.get_dim("nO") if encoder.has_dim("nO") else None
     if not hidden:

@@ -154,7 +154,15 @@ class LongformerEncoder(TrainablePipe):
         self, get_examples: Callable[[], Iterable[Example]], *, nlp: Language | None = None
     ) -> None:
         """Load the checkpoint (weights, config, tokenizer) named by the model's ``name``."""
+        if nlp is not None:
+            _check_upstreams(nlp)
         self.model.initialize()
+        self._share_width()
+        for listener in self.listeners:
+            listener.initializing = True
+
+    def _share_width(self) -> None:
+        """Listeners learn the encoder's width when it has weights (initialize or load)."""
         for listener in self.listeners:
             listener.set_dim("nO", self.model.get_dim("nO"), force=True)
 
@@ -165,6 +173,7 @@ class LongformerEncoder(TrainablePipe):
         msg = srsly.msgpack_loads(bytes_data)
         self.cfg = msg["cfg"]
         encoder_model.from_bytes(self.model, msg["encoder"])
+        self._share_width()
         return self
 
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = tuple()) -> None:
@@ -181,4 +190,19 @@ class LongformerEncoder(TrainablePipe):
                 raise ValueError(Errors.LF125.format(path=path, missing=part))
         self.cfg = srsly.read_json(path / "cfg")
         encoder_model.from_disk(self.model, path / "encoder")
+        self._share_width()
         return self
+
+
+def _check_upstreams(nlp: Language) -> None:
+    """Every listener in the pipeline names an encoder it has (spaCy would fail later, on a missing
+    dimension, without saying which setting is wrong)."""
+    encoders = [name for name, pipe in nlp.components if isinstance(pipe, LongformerEncoder)]
+    for _, pipe in nlp.components:
+        model = getattr(pipe, "model", None)
+        if not isinstance(model, Model):
+            continue
+        for node in model.walk():
+            if isinstance(node, LongformerListener) and node.upstream_name not in ("*", *encoders):
+                found = "the pipeline's Longformer encoders are " + ", ".join(map(repr, encoders))
+                raise ValueError(Errors.LF143.format(upstream=node.upstream_name, found=found))

@@ -10,6 +10,7 @@ import transformers
 from spacy.tokens import Span
 from spacy.training import Example
 
+from spacy_longformer.ml.encoder_model import tokenizer_of
 from spacy_longformer.ml.types import LongformerData
 from spacy_longformer.random_checkpoint import synthetic_text
 
@@ -76,7 +77,7 @@ def test_doc_tensor_is_the_mean_of_each_tokens_pieces(nlp, text):
 
 
 def _offsets(nlp, text):
-    tokenizer = nlp.get_pipe("longformer_encoder").model.attrs["tokenizer"]
+    tokenizer = tokenizer_of(nlp.get_pipe("longformer_encoder").model)
     return np.asarray(tokenizer.encode(text).offsets)
 
 

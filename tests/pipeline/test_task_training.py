@@ -7,6 +7,7 @@ from spacy.tokens import Span
 from spacy.training import Example
 
 from spacy_longformer import make_qa_doc
+from spacy_longformer.ml.encoder_model import tokenizer_of
 from spacy_longformer.ml.global_attention import configure_global_attention
 from spacy_longformer.ml.planning import plan_doc
 from spacy_longformer.random_checkpoint import synthetic_text
@@ -180,7 +181,7 @@ def test_qa_context_longer_than_a_window(tiny_checkpoint):
     doc = examples[0].predicted
     plan = plan_doc(
         doc,
-        encoder.attrs["tokenizer"],
+        tokenizer_of(encoder),
         getter=encoder.attrs["global_attention"],
         window=126,
         overlap=encoder.attrs["window_overlap"],
