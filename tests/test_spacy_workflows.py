@@ -7,7 +7,9 @@ the test instead of stalling the suite. Nothing here sets torch's thread count.
 """
 
 import json
+import os
 import pickle
+import signal
 import subprocess
 import sys
 import textwrap
@@ -84,10 +86,18 @@ def saved_pipeline(tiny_checkpoint, tmp_path_factory) -> Path:
     return path
 
 
-def _run(script: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=timeout
+def _run(command: list[str], timeout: int = 120) -> subprocess.CompletedProcess:
+    """``command`` in a session of its own, so a hang takes its workers down with it."""
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 @pytest.mark.parametrize("start_method", ["fork", "spawn"])
@@ -108,7 +118,7 @@ def test_issue15_pipe_n_process_2_equals_one_process(saved_pipeline, tmp_path, s
             DocBin(docs=docs, store_user_data=True).to_disk({str(out)!r})
         """
     try:
-        result = _run(script)
+        result = _run([sys.executable, "-c", textwrap.dedent(script)])
     except subprocess.TimeoutExpired:
         pytest.fail(f"nlp.pipe(n_process=2) under {start_method} hung")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -124,7 +134,7 @@ def test_issue15_spacy_apply_n_process_2(saved_pipeline, tmp_path):
     out = tmp_path / "applied.spacy"
     command = [sys.executable, "-m", "spacy", "apply", str(saved_pipeline), str(data), str(out)]
     try:
-        result = subprocess.run([*command, "--n-process", "2"], capture_output=True, text=True, timeout=240)
+        result = _run([*command, "--n-process", "2"])
     except subprocess.TimeoutExpired:
         pytest.fail("spacy apply --n-process 2 hung")
     assert result.returncode == 0, result.stderr[-3000:]
