@@ -183,6 +183,44 @@ def make_synthetic(
         msg.good(f"Wrote {len(split):,} {task} docs of {n_words:,} filler words to {path}")
 
 
+@app.command("init-config")
+def init_config(
+    task: Annotated[str, typer.Argument(help="textcat, textcat_multilabel, ner, ner_transition or qa.")],
+    output: Annotated[Path, typer.Argument(help="The config file to write, or - for standard output.")],
+    checkpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--checkpoint", help="Checkpoint folder for [paths] longformer (else --paths.longformer)."
+        ),
+    ] = None,
+    gpu: Annotated[
+        bool,
+        typer.Option("--gpu", help="Mixed precision and batch sizes for a large GPU (train with --gpu-id)."),
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT if it exists.")] = False,
+) -> None:
+    """Write a complete `spacy train` config for one of our tasks, from the templates the package
+    ships (what `configs/*.cfg` in the repository hold). Our `spacy init config`."""
+    from . import init_config as templates
+
+    msg = Printer()
+    if task not in templates.TASKS:
+        msg.fail(f"Unknown task {task!r}: use one of {', '.join(templates.TASKS)}", exits=1)
+    text = templates.init_config(task, checkpoint=checkpoint, gpu=gpu)
+    if str(output) == "-":
+        typer.echo(text, nl=False)
+        return
+    if output.exists() and not force:
+        msg.fail(f"{output} exists: pass --force to overwrite it, or choose another OUTPUT", exits=1)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf8")
+    msg.good(f"Wrote the {task} config to {output}")
+    where = "" if checkpoint else " --paths.longformer DIR"
+    msg.text(
+        f"Train it: python -m spacy train {output} --paths.train TRAIN.spacy --paths.dev DEV.spacy{where}"
+    )
+
+
 # --- Checkpoints ------------------------------------------------------------------------------------
 
 

@@ -357,6 +357,7 @@ class Errors(metaclass=_ErrorsWithCodes):
         "{found}. Set `upstream` to the name of a `longformer_encoder` component earlier in the "
         'pipeline (or `"*"` for any), or give the component an encoder of its own.'
     )
+    LF144 = "No config template for task {task!r}. Use one of: {options}."
 
 
 class Warnings(metaclass=_ErrorsWithCodes):

@@ -52,12 +52,21 @@ class Task:
 
 TASKS = {
     "textcat": Task("textcat.cfg", "longformer_textcat", synthetic_textcat, ("cats_score",)),
+    "textcat_multilabel": Task(
+        "textcat_multilabel.cfg", "longformer_textcat_multilabel", synthetic_textcat, ("cats_score",)
+    ),
     "ner": Task("ner.cfg", "longformer_ner", synthetic_ner, ("ents_f", "ents_p", "ents_r")),
     # `spacy evaluate --output` writes only spaCy's own metrics unless asked per component.
     "qa": Task("qa.cfg", "longformer_qa", synthetic_qa, ("qa_exact", "qa_f1"), per_component=True),
     "ner_transition": Task("ner_transition.cfg", "ner", synthetic_ner, ("ents_f", "ents_p", "ents_r")),
 }
-DATA = {"textcat": "textcat", "ner": "ner", "qa": "qa", "ner_transition": "ner"}
+DATA = {
+    "textcat": "textcat",
+    "textcat_multilabel": "textcat",
+    "ner": "ner",
+    "qa": "qa",
+    "ner_transition": "ner",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -188,6 +197,41 @@ def test_evaluate_writes_the_task_scores_and_spacy_load_reproduces_them(trained,
     scores = nlp.evaluate(list(Corpus(dev)(nlp)))
     for key in spec.score_keys:
         assert scores[key] == pytest.approx(metrics[key], abs=1e-9), key
+
+
+def test_resume_training_and_initialize_on_the_trained_pipeline(trained, corpus):
+    """spaCy's own entry points on a trained pipeline: `resume_training` resolves the optimizer
+    block alone (no interpolation from [training]), and `initialize` reloads the checkpoint."""
+    task, output, result = trained
+    assert result.returncode == 0, _output(result)
+    nlp = spacy.load(output / "model-last")
+    examples = list(Corpus(corpus / DATA[task] / "train.spacy")(nlp))[:4]
+    optimizer = nlp.resume_training()
+    losses = nlp.update(examples, sgd=optimizer)
+    assert losses and all(value >= 0 for value in losses.values()), losses
+    nlp.initialize(lambda: examples)
+    assert nlp.update(examples, sgd=nlp.create_optimizer())
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_spacys_debug_tools_read_every_config(task, corpus, tmp_path):
+    """`spacy init fill-config` with the checkpoint still empty, then `spacy debug config` and
+    `spacy debug data` with it, as a user runs them."""
+    config = CONFIGS / TASKS[task].config
+    filled = tmp_path / "filled.cfg"
+    result = _run(sys.executable, "-m", "spacy", "init", "fill-config", config, filled)
+    assert result.returncode == 0, _output(result)
+    # debug data counts fewer than 100 training docs as an error of the data: give it enough.
+    docs = TASKS[task].make_docs(spacy.blank("en"), 120, n_words=30, seed=1)
+    train = write_docbin(docs[:100], tmp_path / "train.spacy")
+    dev = write_docbin(docs[100:], tmp_path / "dev.spacy")
+    paths = ("--paths.train", train, "--paths.dev", dev)
+    result = _run(sys.executable, "-m", "spacy", "debug", "config", filled, *paths)
+    assert result.returncode == 0, _output(result)
+    checkpoint = ("--paths.longformer", corpus / "checkpoint")
+    result = _run(sys.executable, "-m", "spacy", "debug", "data", filled, *paths, *checkpoint)
+    assert result.returncode == 0, _output(result)
+    assert "100 training docs" in result.stdout, _output(result)
 
 
 def test_spacy_train_without_a_checkpoint_names_the_setting(corpus, tmp_path):
