@@ -256,12 +256,12 @@ class Errors(metaclass=_ErrorsWithCodes):
     # spaCy layers and pipes (LF120-LF159)
     LF120 = (
         "The Longformer encoder has no weights yet: call `nlp.initialize()` (it loads the checkpoint "
-        "named by `[components.{name}.model] name`), or load a saved pipeline with `spacy.load`."
+        "named by `{setting}`), or load a saved pipeline with `spacy.load`."
     )
     LF121 = (
-        "Can't load the Longformer checkpoint {path!r} given as `name` of the encoder: {error} Set "
-        "`[components.<encoder>.model] name` (or `--paths.longformer`) to a folder with config.json, "
-        "model.safetensors and tokenizer files."
+        "Can't load the Longformer checkpoint {path!r} given as `{setting}`: {error} Set it (with our "
+        "configs: `--paths.longformer`) to a folder with config.json, model.safetensors and tokenizer "
+        "files."
     )
     LF122 = (
         "The global-attention getter wants sentence starts, but the doc has none set. Add a "
@@ -342,10 +342,10 @@ class Errors(metaclass=_ErrorsWithCodes):
         "`longformer_encoder` its listener follows)."
     )
     LF141 = (
-        "The Longformer encoder has no checkpoint: its `name` is empty. Set it to a checkpoint folder "
+        "The Longformer encoder has no checkpoint: `{setting}` is empty. Set it to a checkpoint folder "
         "(config.json, model.safetensors, tokenizer files): `--paths.longformer DIR` with our configs, "
-        '`config={"model": {"name": DIR}}` for `longformer_encoder` in `nlp.add_pipe`, or '
-        '`config={"model": {"encoder": {"name": DIR}}}` for a task component.'
+        '`config={{"model": {{"name": DIR}}}}` for `longformer_encoder` in `nlp.add_pipe`, or '
+        '`config={{"model": {{"encoder": {{"name": DIR}}}}}}` for a task component.'
     )
     LF142 = (
         "`{name}` in this pipeline was saved by spacy-longformer 0.1, whose task heads this version "

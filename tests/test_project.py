@@ -1,12 +1,17 @@
 """projects/longformer: project.yml loads with spaCy's project loader (weasel), every command names files
-that exist, and scripts/prepare_data.py writes corpora from synthetic and from real data. The workflow
-itself is not run here (minutes of training)."""
+that exist inside the project, its configs are copies of the repository's, and scripts/prepare_data.py
+writes corpora from synthetic and from real data. The `all` workflow runs, in a copy of the folder alone
+(what `spacy project clone` gives), only with `python -m pytest -m slow tests/test_project.py` (minutes
+of training; its `install` step pip-installs requirements.txt into the running environment)."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +20,13 @@ from spacy.tokens import DocBin
 
 weasel_config = pytest.importorskip("weasel.util.config")
 
-PROJECT = Path(__file__).resolve().parents[1] / "projects" / "longformer"
+REPO = Path(__file__).resolve().parents[1]
+PROJECT = REPO / "projects" / "longformer"
+CONFIGS = sorted(
+    {path.name for folder in (REPO / "configs", PROJECT / "configs") for path in folder.glob("*.cfg")}
+)
+# What the workflow writes (git-ignored, or committed results that a run must write anew).
+OUTPUTS = ("project.lock", "assets", "corpus", "training", "metrics", "packages", "__pycache__")
 
 
 @pytest.fixture(scope="module")
@@ -64,13 +75,36 @@ def test_commands_reference_existing_files(project):
                 assert (PROJECT / words[1]).is_file(), f"{command['name']}: no script {words[1]}"
             for word in words:
                 if word.endswith(".cfg"):
-                    assert (PROJECT / word).resolve().is_file(), f"{command['name']}: no config {word}"
-                    seen_configs.add((PROJECT / word).resolve().name)
+                    assert word.startswith("configs/"), f"{command['name']}: {word} is not in configs/"
+                    assert (PROJECT / word).is_file(), f"{command['name']}: no config {word}"
+                    seen_configs.add(Path(word).name)
         for dep in command.get("deps", []):
             # Inputs of the project (scripts, configs) exist; the rest are earlier steps' outputs.
-            if dep.startswith(("scripts/", "../")):
+            if dep.startswith(("scripts/", "configs/")):
                 assert (PROJECT / dep).exists(), f"{command['name']}: no dependency {dep}"
     assert seen_configs == {"textcat.cfg", "ner.cfg", "qa.cfg"}
+
+
+def test_project_names_nothing_outside_itself():
+    """A cloned project has no repository around it: no path may climb out of the folder."""
+    files = [PROJECT / "project.yml", PROJECT / "README.md", PROJECT / "requirements.txt"]
+    for path in files + sorted((PROJECT / "scripts").glob("*.py")):
+        assert "../" not in path.read_text(encoding="utf8"), (
+            f"{path.relative_to(REPO)} names a path outside the project"
+        )
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_project_configs_are_copies_of_the_repositorys(name):
+    source, copy = REPO / "configs" / name, PROJECT / "configs" / name
+    fix = f"copy it over: cp configs/{name} projects/longformer/configs/{name}"
+    assert source.is_file(), (
+        f"projects/longformer/configs/{name} has no configs/{name}: delete it or add it to configs/"
+    )
+    assert copy.is_file(), f"configs/{name} is missing from projects/longformer/configs/: {fix}"
+    assert copy.read_bytes() == source.read_bytes(), (
+        f"projects/longformer/configs/{name} differs from configs/{name}: {fix}"
+    )
 
 
 def test_train_commands_override_the_shared_settings(project):
@@ -159,3 +193,32 @@ def test_prepare_data_checkpoint_links_a_real_one_and_keeps_foreign_folders(prep
     with pytest.raises(SystemExit):
         prepare_data.checkpoint(foreign, real="")
     assert (foreign / "weights.bin").read_text() == "keep me"
+
+
+@pytest.mark.slow
+def test_all_workflow_runs_in_a_copy_of_the_project_alone(tmp_path):
+    copy = shutil.copytree(PROJECT, tmp_path / "longformer", ignore=shutil.ignore_patterns(*OUTPUTS))
+    command = [sys.executable, "-m", "spacy", "project", "run", "all"]
+    result = subprocess.run(command, cwd=copy, capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, (
+        f"exit {result.returncode}\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}"
+    )
+    metrics = copy / "metrics"
+    scores = {
+        "textcat": json.loads((metrics / "textcat.json").read_text())["cats_score"],
+        "ner": json.loads((metrics / "ner.json").read_text())["ents_f"],
+        "qa": json.loads((metrics / "qa.json").read_text())["longformer_qa"]["qa_exact"],
+    }
+    assert all(score >= 0.9 for score in scores.values()), scores
+    benchmark = json.loads((metrics / "benchmark.json").read_text())
+    assert [key.split("-")[0] for key in benchmark["sizes"]] == ["project", "random"], list(
+        benchmark["sizes"]
+    )
+    for entry in benchmark["sizes"].values():
+        assert "spacy-transformers" in entry["results"] and "longformer_encoder" in entry["results"]
+        for result in entry["results"].values():
+            assert [row["words"] for row in result["by_length"]] == benchmark["meta"]["words"]
+            assert all(row["seconds_per_doc"] > 0 for row in result["by_length"])
+    assert (metrics / "benchmark.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    wheels = sorted(path.name for path in (copy / "packages").glob("*/dist/*.whl"))
+    assert wheels == [f"en_longformer_{task}-0.1.0-py3-none-any.whl" for task in ("ner", "qa", "textcat")]

@@ -80,6 +80,8 @@ def build_longformer_encoder_v1(
             "attn_implementation": attn_implementation,
             "gradient_checkpointing": gradient_checkpointing,
             "question_key": question_key,
+            # Where this block sits in the pipeline's config (set by its component), for messages.
+            "config_section": None,
             # spaCy's replace_listeners: what takes the place of a listener's config block.
             "replace_listener_cfg": replace_listener_cfg,
         },
@@ -104,7 +106,7 @@ class LongformerShim(PyTorchShim):
 
     def to_bytes(self) -> bytes:
         if self._model is None:
-            raise ValueError(Errors.LF120.format(name="<encoder>"))
+            raise ValueError(Errors.LF120.format(setting="[<the encoder block>] name"))
         return srsly.msgpack_dumps(
             {
                 "config": self.cfg,
@@ -140,13 +142,20 @@ def _init(model: EncoderModel, X: Any = None, Y: Any = None) -> None:
     """Load the checkpoint named by ``name`` (weights, config and tokenizer), afresh each time."""
     path = model.attrs["name"]
     if not path:
-        raise ValueError(Errors.LF141)
+        raise ValueError(Errors.LF141.format(setting=name_setting(model)))
     try:
         torch_model = LongformerModel.from_pretrained(path, add_pooling_layer=False)
         tokenizer = LongformerTokenizer.from_pretrained(path)
     except (OSError, ValueError) as err:
-        raise ValueError(Errors.LF121.format(path=str(path), error=err)) from err
+        raise ValueError(Errors.LF121.format(path=str(path), setting=name_setting(model), error=err)) from err
     attach(model, torch_model, tokenizer)
+
+
+def name_setting(model: EncoderModel) -> str:
+    """Where the encoder's ``name`` is set, for messages: its component's config block when the
+    component said (``config_section``), else the architecture's."""
+    section = model.attrs.get("config_section") or "<the spacy-longformer.LongformerEncoder.v1 block>"
+    return f"[{section}] name"
 
 
 def attach(model: EncoderModel, torch_model: LongformerModel, tokenizer: LongformerTokenizer) -> None:
@@ -166,13 +175,13 @@ def is_loaded(model: EncoderModel) -> bool:
 
 def torch_model_of(model: EncoderModel) -> LongformerModel:
     if not is_loaded(model):
-        raise ValueError(Errors.LF120.format(name="<encoder>"))
+        raise ValueError(Errors.LF120.format(setting=name_setting(model)))
     return model.shims[0]._model
 
 
 def tokenizer_of(model: EncoderModel) -> LongformerTokenizer:
     if not is_loaded(model):
-        raise ValueError(Errors.LF120.format(name="<encoder>"))
+        raise ValueError(Errors.LF120.format(setting=name_setting(model)))
     return model.shims[0].tokenizer
 
 

@@ -72,7 +72,7 @@ def _attach(model: HeadModel, module: nn.Module) -> None:
 
 def _forward(model: HeadModel, X: Floats2d, is_train: bool) -> tuple[Floats2d, Callable]:
     if not model.shims:
-        raise ValueError(Errors.LF120.format(name=model.name))
+        raise ValueError(Errors.LF120.format(setting="[components.<task>.model.encoder] name"))
     for layer in model.shims[0]._model.modules():
         if isinstance(layer, nn.Dropout):
             layer.p = model.attrs["dropout_rate"]
@@ -98,13 +98,16 @@ def load_hf_weights(model: HeadModel, weights: dict[str, Tensor], *, path: Path)
     module.load_state_dict({key: weights[key].to(tensor.dtype) for key, tensor in expected.items()})
 
 
-def read_hf_head(path: Path, architecture: str) -> tuple[list[str] | None, dict[str, Tensor]]:
+def read_hf_head(
+    path: Path, architecture: str, *, setting: str
+) -> tuple[list[str] | None, dict[str, Tensor]]:
     """Labels (``id2label`` order) and head weights of a checkpoint folder, under the head module's
-    own names; ``(None, {})`` when it holds no head of this kind."""
+    own names; ``(None, {})`` when it holds no head of this kind. ``setting``: where ``path`` was
+    set, for messages."""
     try:
         config, weights = read_head(path, architecture)
     except (OSError, ValueError) as err:
-        raise ValueError(Errors.LF121.format(path=str(path), error=err)) from err
+        raise ValueError(Errors.LF121.format(path=str(path), setting=setting, error=err)) from err
     if not weights:
         return None, {}
     prefix = TASK_HEADS[architecture].head_attribute + "."

@@ -30,7 +30,8 @@ def encoder_forward(
 ) -> tuple[list[LongformerData], Callable]:
     shim = model.shims[0]
     if shim._model is None:
-        raise ValueError(Errors.LF120.format(name="<encoder>"))
+        section = model.attrs.get("config_section") or "<the spacy-longformer.LongformerEncoder.v1 block>"
+        raise ValueError(Errors.LF120.format(setting=f"[{section}] name"))
     torch_model: LongformerModel = shim._model
     config = torch_model.config
     tokenizer: LongformerTokenizer = shim.tokenizer

@@ -22,7 +22,7 @@ from torch import Tensor
 from ..errors import Errors
 from . import head_layer
 from .alignment import piece_bounds
-from .encoder_model import is_loaded
+from .encoder_model import is_loaded, name_setting
 from .listener import LongformerListener
 from .types import LongformerData
 
@@ -94,7 +94,8 @@ def _task_model(
         layers=[encoder, head],
         refs={"encoder": encoder, "head": head},
         dims={"nO": None},
-        attrs={"head_checkpoint": head_checkpoint},
+        # config_section: where this block sits in the pipeline's config (set by its component).
+        attrs={"head_checkpoint": head_checkpoint, "config_section": None},
     )
 
 
@@ -146,7 +147,11 @@ def read_hf_head(model: Model) -> tuple[list[str] | None, dict[str, Tensor]]:
     path = head_checkpoint_path(model)
     if path is None:
         return None, {}
-    return head_layer.read_hf_head(path, model.get_ref("head").attrs["architecture"])
+    if model.attrs["head_checkpoint"]:
+        setting = f"[{model.attrs['config_section'] or '<the task model block>'}] head_checkpoint"
+    else:
+        setting = name_setting(model.get_ref("encoder"))
+    return head_layer.read_hf_head(path, model.get_ref("head").attrs["architecture"], setting=setting)
 
 
 def load_hf_head(model: Model, weights: dict[str, Tensor]) -> None:

@@ -39,6 +39,13 @@ class TaskPipeMixin:
 
     model: Model
     cfg: dict[str, Any]
+    name: str
+
+    def _name_config_sections(self) -> None:
+        """Tell the model where its blocks sit in the config, so errors name the real setting."""
+        self.model.attrs["config_section"] = f"components.{self.name}.model"
+        if is_embedded(self.model):
+            self.model.get_ref("encoder").attrs["config_section"] = f"components.{self.name}.model.encoder"
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
         msg = {

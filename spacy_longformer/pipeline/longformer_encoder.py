@@ -63,6 +63,7 @@ class LongformerEncoder(TrainablePipe):
         self.name = name
         self.listener_map: dict[str, list[LongformerListener]] = {}
         self.cfg: dict[str, Any] = {}
+        model.attrs["config_section"] = f"components.{name}.model"
 
     @property
     def listeners(self) -> list[LongformerListener]:

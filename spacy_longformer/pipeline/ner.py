@@ -87,6 +87,7 @@ class LongformerNER(TaskPipeMixin, TrainablePipe):
         self.name = name
         self.scorer = scorer
         self.cfg: dict[str, Any] = {"tags": []}
+        self._name_config_sections()
 
     @property
     def tags(self) -> tuple[str, ...]:

@@ -101,6 +101,7 @@ class LongformerQA(TaskPipeMixin, TrainablePipe):
             "max_answer_length": max_answer_length,
             "allow_no_answer": allow_no_answer,
         }
+        self._name_config_sections()
 
     def initialize(
         self, get_examples: Callable[[], Iterable[Example]], *, nlp: Language | None = None

@@ -166,6 +166,7 @@ class LongformerTextCategorizer(_LongformerTextcatMixin, TextCategorizer):
         scorer: Callable | None,
     ) -> None:
         TextCategorizer.__init__(self, vocab, model, name, threshold=threshold, scorer=scorer)
+        self._name_config_sections()
 
 
 class LongformerMultiLabelTextCategorizer(_LongformerTextcatMixin, MultiLabel_TextCategorizer):
@@ -181,6 +182,7 @@ class LongformerMultiLabelTextCategorizer(_LongformerTextcatMixin, MultiLabel_Te
         scorer: Callable | None,
     ) -> None:
         MultiLabel_TextCategorizer.__init__(self, vocab, model, name, threshold=threshold, scorer=scorer)
+        self._name_config_sections()
 
 
 def _classification_loss(

@@ -264,7 +264,8 @@ def _create(task: str, corpus: Path, **overrides) -> spacy.language.Language:
 
 def test_a_missing_checkpoint_is_lf121(corpus, tmp_path):
     nowhere = str(tmp_path / "nowhere")
-    with pytest.raises(ValueError, match=r"\[LF121\].*nowhere.*--paths\.longformer"):
+    setting = r"`\[components\.longformer_textcat\.model\.encoder\] name`"
+    with pytest.raises(ValueError, match=rf"\[LF121\].*nowhere.*given as {setting}.*--paths\.longformer"):
         _create("textcat", corpus, **{"paths.longformer": nowhere})
 
 
