@@ -164,8 +164,10 @@ def _squad_records(path: Path) -> Iterator[dict]:
         text = path.read_text(encoding="utf8")
         try:
             data = json.loads(text)
-        except json.JSONDecodeError:
-            # Not one JSON value: JSON lines under another suffix?
+        except json.JSONDecodeError as error:
+            if not _is_json_lines(text):
+                problem = f"it is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
+                raise ValueError(Errors.LF114.format(path=path, problem=problem)) from None
             data = [record for _, record in _read_jsonl(path)]
     if isinstance(data, dict):
         if "data" not in data:
@@ -199,6 +201,17 @@ def _squad_records(path: Path) -> Iterator[dict]:
                 f'record (with "question" and "context"): {article!r:.80}'
             )
             raise ValueError(Errors.LF114.format(path=path, problem=problem))
+
+
+def _is_json_lines(text: str) -> bool:
+    """Whether a file that is not one JSON value is JSON lines: its first line is a whole value (a
+    pretty-printed JSON file cut short starts with a lone ``{`` or ``[``)."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    try:
+        json.loads(first)
+    except json.JSONDecodeError:
+        return False
+    return True
 
 
 def _first_answer(record: dict, which: str, path: Path) -> tuple[str, int] | None:

@@ -96,6 +96,11 @@ class Errors(metaclass=_ErrorsWithCodes):
     )
     LF058 = "Can't parse the shard index {index}: {error}. Save the checkpoint again."
     LF059 = '`max_shard_size` must be a positive number of bytes or a string like "200MB", got {value!r}.'
+    LF060 = (
+        "The checkpoint {path} holds encoder weights its config.json has no place for: {keys}. The "
+        "config says `num_hidden_layers` = {n_layers}; make config.json match the weights (or use the "
+        "config that was saved with them)."
+    )
     # Model inputs (LF020-LF049)
     LF020 = (
         "Input of {length} tokens is longer than the position table allows: "
@@ -136,6 +141,19 @@ class Errors(metaclass=_ErrorsWithCodes):
     LF033 = (
         "Token type id {value} is outside the table of {type_vocab_size} types "
         "(`type_vocab_size`). Longformer checkpoints use 0 everywhere: omit `token_type_ids`."
+    )
+    LF034 = (
+        "`attention_mask` holds {value!r} at {position}; it takes 0 (padding), 1 (a token) or 2 (a "
+        "token with global attention, transformers' old convention). Pass 0/1, and 1 in "
+        "`global_attention_mask` for global tokens."
+    )
+    LF035 = (
+        "`input_ids` are {dtype}, but they are token ids: pass an integer tensor (`torch.long`), e.g. "
+        "`torch.tensor(encoding.ids)`."
+    )
+    LF036 = (
+        "`{name}` has shape {shape}: rows without a single token can't be encoded. Give each row at "
+        "least `<s></s>` (what the tokenizer makes of an empty text)."
     )
     # Tokenization (LF080-LF099)
     LF080 = (
@@ -358,6 +376,13 @@ class Errors(metaclass=_ErrorsWithCodes):
         'pipeline (or `"*"` for any), or give the component an encoder of its own.'
     )
     LF144 = "No config template for task {task!r}. Use one of: {options}."
+    # LF155-LF159: reliability checks of the pipes.
+    LF155 = (
+        "A gold category of `{name}` is {label!r}, which its head can't predict (labels: {labels}): its "
+        "loss would read 0 while it trains on nothing. Relabel the data, or add the label before "
+        "`nlp.initialize()` (`[initialize.components.{name}.labels]`, or train from a base checkpoint so "
+        "labels come from the data)."
+    )
 
 
 class Warnings(metaclass=_ErrorsWithCodes):
@@ -371,4 +396,14 @@ class Warnings(metaclass=_ErrorsWithCodes):
         "so its component predicts from zeros. Keep the encoder in the pipeline, enabled and before "
         "the listening component (not in `exclude` or `disable` of `spacy.load`, and sourced "
         "together with it), or give the component its own encoder with `nlp.replace_listeners`."
+    )
+    # LFW010-LFW019: reliability warnings of the encoder.
+    LFW010 = (
+        "`max_window_pieces` = {asked} is more than the checkpoint's position table holds in one window "
+        "({fits} pieces between <s> and </s>): windows hold {fits}. Set `{setting} max_window_pieces` to "
+        "{fits} or less (or null for what fits)."
+    )
+    LFW011 = (
+        "`window_overlap` = {overlap} is more than half a window of {window} pieces: windows overlap by "
+        "{used}, so each still moves forward. Set `window_overlap` to at most {used}."
     )

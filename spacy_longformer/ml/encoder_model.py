@@ -5,6 +5,7 @@ Weights arrive at ``initialize`` from the checkpoint folder ``name``, or from a 
 construction reads nothing from disk. ``planning`` plans each doc and ``running`` runs them.
 """
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,14 @@ from safetensors.torch import save as save_safetensors
 from spacy.util import registry
 from thinc.api import Model, PyTorchGradScaler, PyTorchShim, get_torch_default_device
 
-from ..errors import Errors
+from ..errors import Errors, Warnings
 from ..model import LongformerConfig, LongformerModel
 from ..model.attention import ATTN_IMPLEMENTATIONS
 from ..tokenization import LongformerTokenizer
 from .global_attention import GlobalAttentionGetter, configure_global_attention
-from .running import EncoderModel, encoder_forward
+from .running import EncoderModel, encoder_forward, section_of
+
+logger = logging.getLogger(__name__)
 
 
 @registry.architectures("spacy-longformer.LongformerEncoder.v1")
@@ -152,20 +155,32 @@ def _init(model: EncoderModel, X: Any = None, Y: Any = None) -> None:
 
 
 def name_setting(model: EncoderModel) -> str:
-    """Where the encoder's ``name`` is set, for messages: its component's config block when the
-    component said (``config_section``), else the architecture's."""
-    section = model.attrs.get("config_section") or "<the spacy-longformer.LongformerEncoder.v1 block>"
-    return f"[{section}] name"
+    """Where the encoder's ``name`` is set, for messages."""
+    return f"{section_of(model)} name"
 
 
 def attach(model: EncoderModel, torch_model: LongformerModel, tokenizer: LongformerTokenizer) -> None:
     """Give the thinc Model its PyTorch encoder and tokenizer (at initialize or deserialization)."""
     torch_model.set_attn_implementation(model.attrs["attn_implementation"])
     torch_model.gradient_checkpointing = model.attrs["gradient_checkpointing"]
+    _check_window_settings(model, torch_model.config.max_tokens - 2)
     shim = model.shims[0]
     shim._model = torch_model.to(get_torch_default_device())
     shim.tokenizer = tokenizer
     model.set_dim("nO", torch_model.config.hidden_size, force=True)
+
+
+def _check_window_settings(model: EncoderModel, fits: int) -> None:
+    """Say so when the checkpoint's positions cut a window setting down (the encoder runs with the
+    cut values: a long document is still read whole)."""
+    asked = model.attrs["max_window_pieces"]
+    if asked is not None and asked > fits:
+        logger.warning(Warnings.LFW010.format(asked=asked, fits=fits, setting=section_of(model)))
+    window = min(asked or fits, fits)
+    if model.attrs["window_overlap"] > window // 2:
+        logger.warning(
+            Warnings.LFW011.format(overlap=model.attrs["window_overlap"], window=window, used=window // 2)
+        )
 
 
 def is_loaded(model: EncoderModel) -> bool:

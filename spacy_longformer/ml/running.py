@@ -30,8 +30,7 @@ def encoder_forward(
 ) -> tuple[list[LongformerData], Callable]:
     shim = model.shims[0]
     if shim._model is None:
-        section = model.attrs.get("config_section") or "<the spacy-longformer.LongformerEncoder.v1 block>"
-        raise ValueError(Errors.LF120.format(setting=f"[{section}] name"))
+        raise ValueError(Errors.LF120.format(setting=f"{section_of(model)} name"))
     torch_model: LongformerModel = shim._model
     config = torch_model.config
     tokenizer: LongformerTokenizer = shim.tokenizer
@@ -96,6 +95,12 @@ def encoder_forward(
         return []
 
     return datas, backprop
+
+
+def section_of(model: EncoderModel) -> str:
+    """The encoder's block in the pipeline's config, for messages: what its component said
+    (``config_section``), else the architecture's name."""
+    return f"[{model.attrs.get('config_section') or '<the spacy-longformer.LongformerEncoder.v1 block>'}]"
 
 
 def _merge(ops, plan: DocPlan, d: int, outputs: dict[WindowKey, Floats2d], width: int) -> LongformerData:

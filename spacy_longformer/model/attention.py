@@ -87,10 +87,11 @@ class AttentionMask:
     @classmethod
     def from_masks(cls, attention_mask: Tensor, global_attention_mask: Tensor | None) -> AttentionMask:
         is_pad = attention_mask == 0
-        if global_attention_mask is None:
-            is_global = torch.zeros_like(is_pad)
-        else:
-            is_global = (global_attention_mask != 0) & ~is_pad
+        # 2 in attention_mask also means global, as in transformers and allenai's code.
+        is_global = attention_mask == 2
+        if global_attention_mask is not None:
+            is_global = is_global | (global_attention_mask != 0)
+        is_global = is_global & ~is_pad
         return cls(is_pad=is_pad, is_global=is_global, global_tokens=GlobalTokens.from_mask(is_global))
 
     @cached_property

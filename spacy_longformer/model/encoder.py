@@ -101,6 +101,12 @@ class LongformerModel(HFCheckpointMixin, nn.Module):
                 )
         if attention_mask is None:
             attention_mask = torch.ones(batch, seq_len, dtype=torch.long, device=device)
+        elif attention_mask.numel():
+            bad = (attention_mask != 0) & (attention_mask != 1) & (attention_mask != 2)
+            if bool(bad.any()):
+                row, col = (int(i) for i in bad.nonzero()[0])
+                value = attention_mask[row, col].item()
+                raise ValueError(Errors.LF034.format(value=value, position=(row, col)))
         if token_type_ids is None:
             token_type_ids = torch.zeros(batch, seq_len, dtype=torch.long, device=device)
         elif token_type_ids.numel() and int(token_type_ids.max()) >= config.type_vocab_size:
@@ -223,11 +229,17 @@ def _input_shape(
             raise ValueError(
                 Errors.LF025.format(shape=tuple(inputs_embeds.shape), hidden_size=config.hidden_size)
             )
+        if inputs_embeds.shape[1] == 0:
+            raise ValueError(Errors.LF036.format(name="inputs_embeds", shape=tuple(inputs_embeds.shape)))
         return inputs_embeds.shape[0], inputs_embeds.shape[1]
     if input_ids.dim() != 2:
         raise ValueError(
             Errors.LF024.format(name="input_ids", shape=tuple(input_ids.shape), expected="(batch, sequence)")
         )
+    if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
+        raise ValueError(Errors.LF035.format(dtype=input_ids.dtype))
+    if input_ids.shape[1] == 0:
+        raise ValueError(Errors.LF036.format(name="input_ids", shape=tuple(input_ids.shape)))
     if input_ids.numel():
         bad = (input_ids < 0) | (input_ids >= config.vocab_size)
         if bool(bad.any()):

@@ -344,8 +344,18 @@ class HFCheckpointMixin:
                 Errors.LF056.format(path=path, keys=", ".join(required[:8]), more=and_more(required, 8))
             )
         unexpected = [key for key in state if key not in expected]
+        # A pooler in the checkpoint of a model built without one is skipped; any other encoder
+        # weight without a place (a layer past `num_hidden_layers`) means config and weights disagree.
+        unused = [key for key in unexpected if not self._may_start_fresh(key)]
+        if unused:
+            raise ValueError(
+                Errors.LF060.format(
+                    path=path,
+                    keys=", ".join(unused[:8]) + and_more(unused, 8),
+                    n_layers=self.config.num_hidden_layers,
+                )
+            )
         if unexpected:
-            # A pooler in the checkpoint of a model built without one.
             ignored = ignored + unexpected
             state = {k: v for k, v in state.items() if k in expected}
         self.load_state_dict(state, strict=False)

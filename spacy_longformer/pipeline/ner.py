@@ -147,8 +147,14 @@ class LongformerNER(TaskPipeMixin, TrainablePipe):
 
     def set_annotations(self, docs: Iterable[Doc], tag_ids: list[np.ndarray]) -> None:
         for doc, ids in zip(docs, tag_ids, strict=True):
-            tags = [self.tags[i] for i in ids]
-            doc.ents = [Span(doc, start, end, label=label) for start, end, label in decode_tags(tags)]
+            # Tags are decoded over the words alone: a whitespace token (a double space, a newline)
+            # borrows the next word's piece, and must neither start nor end an entity.
+            words = [i for i, token in enumerate(doc) if not token.is_space]
+            tags = [self.tags[ids[i]] for i in words]
+            doc.ents = [
+                Span(doc, words[start], words[end - 1] + 1, label=label)
+                for start, end, label in decode_tags(tags)
+            ]
 
     def get_loss(self, examples: Iterable[Example], logits: list[Floats2d]) -> tuple[float, list[Floats2d]]:
         """transformers' token-classification loss (``token_classification_loss``) on each token's
@@ -160,10 +166,12 @@ class LongformerNER(TaskPipeMixin, TrainablePipe):
         return loss_and_gradients(_tag_loss, logits, labels)
 
     def _gold_ids(self, example: Example, index: dict[str, int]) -> np.ndarray:
-        """The example's BILUO entity tags as ids of our tags; -1 where the tag is missing."""
+        """The example's BILUO entity tags as ids of our tags; -1 where the tag is missing, and on
+        whitespace tokens."""
         ids = np.full(len(example.predicted), -1, dtype="i")
         for i, tag in enumerate(example.get_aligned_ner()):
-            if tag is None or tag == "-":
+            # A whitespace token's row is the next word's piece: it must not decide that label.
+            if tag is None or tag == "-" or example.predicted[i].is_space:
                 continue
             if tag == "O":
                 ids[i] = index.get("O", -1)

@@ -119,9 +119,12 @@ class LongformerQA(TaskPipeMixin, TrainablePipe):
         docs = list(docs)
         if not docs:
             return []
-        return [self._best_answer(logits, data) for logits, data in self.model.predict(docs)]
+        outputs = self.model.predict(docs)
+        return [
+            self._best_answer(doc, logits, data) for doc, (logits, data) in zip(docs, outputs, strict=True)
+        ]
 
-    def _best_answer(self, logits: Floats2d, data: LongformerData) -> tuple[int, int, float] | None:
+    def _best_answer(self, doc: Doc, logits: Floats2d, data: LongformerData) -> tuple[int, int, float] | None:
         scores = self.model.ops.to_numpy(logits).astype("f")
         context_start = _context_start(data)
         span = best_span(
@@ -132,10 +135,15 @@ class LongformerQA(TaskPipeMixin, TrainablePipe):
         start, end, score = span
         if self.cfg["allow_no_answer"] and scores[0, 0] + scores[0, 1] > score:
             return None
-        first, last = piece_bounds(data.alignment)
-        start_token = int(np.searchsorted(last, start, side="left"))
-        end_token = max(int(np.searchsorted(first, end, side="right")) - 1, start_token)
-        return start_token, end_token, float(score)
+        # The answer's edges are words: a whitespace token (a double space, a newline) borrows the
+        # next word's piece, and must not start or end an answer.
+        words = np.flatnonzero([not token.is_space for token in doc])
+        if not len(words):
+            return None
+        first, last = (bound[words] for bound in piece_bounds(data.alignment))
+        start_word = min(int(np.searchsorted(last, start, side="left")), len(words) - 1)
+        end_word = max(int(np.searchsorted(first, end, side="right")) - 1, start_word)
+        return int(words[start_word]), int(words[end_word]), float(score)
 
     def set_annotations(self, docs: Iterable[Doc], answers: list[tuple[int, int, float] | None]) -> None:
         for doc, answer in zip(docs, answers, strict=True):

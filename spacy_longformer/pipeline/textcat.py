@@ -104,6 +104,12 @@ class _LongformerTextcatMixin(TaskPipeMixin):
         no loss)."""
         examples = list(examples)
         self._validate_categories(examples)
+        for example in examples:
+            unknown = sorted(set(example.reference.cats) - set(self.labels))
+            if unknown:
+                raise ValueError(
+                    Errors.LF155.format(name=self.name, label=unknown[0], labels=list(self.labels))
+                )
         truths, not_missing = self._examples_to_truth(examples)
         problem_type = "single_label_classification" if self.exclusive else "multi_label_classification"
         loss, (d_scores,) = loss_and_gradients(
