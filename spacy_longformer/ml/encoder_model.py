@@ -6,6 +6,7 @@ construction reads nothing from disk. ``planning`` plans each doc and ``running`
 """
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from spacy.util import registry
-from thinc.api import Model, PyTorchGradScaler, PyTorchShim, get_torch_default_device
+from thinc.api import ArgsKwargs, Model, PyTorchGradScaler, PyTorchShim, get_torch_default_device
 
 from ..errors import Errors, Warnings
 from ..model import LongformerConfig, LongformerModel
@@ -63,10 +64,7 @@ def build_longformer_encoder_v1(
             Errors.LF123.format(name="attn_implementation", expected=expected, value=attn_implementation)
         )
     shim = LongformerShim(
-        None,
-        tokenizer=None,
-        mixed_precision=mixed_precision,
-        grad_scaler=PyTorchGradScaler(**(grad_scaler_config or {})),
+        None, tokenizer=None, mixed_precision=mixed_precision, grad_scaler_config=grad_scaler_config or {}
     )
     return Model(
         "longformer_encoder",
@@ -92,20 +90,68 @@ def build_longformer_encoder_v1(
 
 
 class LongformerShim(PyTorchShim):
-    """The encoder's torch model and its tokenizer, saved together.
+    """The encoder's torch model and its tokenizer, saved together, and its backward pass.
 
     Built empty with the Model (``None`` until ``initialize`` or deserialization), so thinc's own
     ``Model.from_bytes`` finds it: that is how spaCy's components save an encoder embedded in them
     (after ``replace_listeners``). Our pipes save the same state as an HF checkpoint folder.
+
+    With ``mixed_precision`` (CUDA autocast) the gradient scaler is on unless
+    ``grad_scaler_config`` says ``enabled = false``; it works on CUDA only, so on the CPU it stays
+    off. Each backward pass unscales only the gradients it adds: thinc's shim unscales every
+    gradient the parameters hold, which divides what earlier passes of the same update (another
+    batch group, ``accumulate_gradient``) left there by the scale once more.
     """
 
     def __init__(
-        self, model: LongformerModel | None, *, tokenizer: LongformerTokenizer | None, **kwargs: Any
+        self,
+        model: LongformerModel | None,
+        *,
+        tokenizer: LongformerTokenizer | None,
+        mixed_precision: bool,
+        grad_scaler_config: dict[str, Any],
     ) -> None:
         super().__init__(
-            model, serialize_model=_torch_to_bytes, deserialize_model=_torch_from_bytes, **kwargs
+            model,
+            mixed_precision=mixed_precision,
+            serialize_model=_torch_to_bytes,
+            deserialize_model=_torch_from_bytes,
         )
         self.tokenizer = tokenizer
+        self.grad_scaler_config = dict(grad_scaler_config)
+
+    def set_model(self, model: LongformerModel, tokenizer: LongformerTokenizer) -> None:
+        """Take the torch model (moved to the default device) and tokenizer; the scaler follows."""
+        device = get_torch_default_device()
+        self._model = model.to(device)
+        self.tokenizer = tokenizer
+        settings = {"enabled": self._mixed_precision, **self.grad_scaler_config}
+        settings["enabled"] = bool(settings["enabled"]) and device.type == "cuda"
+        self._grad_scaler = PyTorchGradScaler(**settings)
+        self._grad_scaler.to_(device)
+
+    def begin_update(self, inputs: ArgsKwargs) -> tuple[Any, Callable[[ArgsKwargs], ArgsKwargs]]:
+        self._model.train()
+        with torch.autocast("cuda", enabled=self._mixed_precision):
+            output = self._model(*inputs.args, **inputs.kwargs)
+
+        def backprop(grads: ArgsKwargs) -> ArgsKwargs:
+            parameters = [p for p in self._model.parameters() if p.requires_grad]
+            earlier = [p.grad for p in parameters]
+            for parameter in parameters:
+                parameter.grad = None
+            grads.kwargs["grad_tensors"] = self._grad_scaler.scale(grads.kwargs["grad_tensors"], inplace=True)
+            torch.autograd.backward(*grads.args, **grads.kwargs)
+            added = [p.grad for p in parameters if p.grad is not None]
+            if self._grad_scaler.unscale(added):
+                for grad in added:
+                    grad.zero_()
+            for parameter, grad in zip(parameters, earlier, strict=True):
+                if grad is not None:
+                    parameter.grad = grad if parameter.grad is None else parameter.grad.add_(grad)
+            return ArgsKwargs(args=(), kwargs={})
+
+        return output, backprop
 
     def to_bytes(self) -> bytes:
         if self._model is None:
@@ -121,9 +167,8 @@ class LongformerShim(PyTorchShim):
     def from_bytes(self, bytes_data: bytes) -> "LongformerShim":
         msg = srsly.msgpack_loads(bytes_data)
         self.cfg = msg["config"]
-        self._model = _torch_from_bytes(None, msg["state"], get_torch_default_device())
-        self.tokenizer = LongformerTokenizer.from_bytes(msg["tokenizer"])
-        self._grad_scaler.to_(get_torch_default_device())
+        model = _torch_from_bytes(None, msg["state"], get_torch_default_device())
+        self.set_model(model, LongformerTokenizer.from_bytes(msg["tokenizer"]))
         return self
 
 
@@ -164,9 +209,7 @@ def attach(model: EncoderModel, torch_model: LongformerModel, tokenizer: Longfor
     torch_model.set_attn_implementation(model.attrs["attn_implementation"])
     torch_model.gradient_checkpointing = model.attrs["gradient_checkpointing"]
     _check_window_settings(model, torch_model.config.max_tokens - 2)
-    shim = model.shims[0]
-    shim._model = torch_model.to(get_torch_default_device())
-    shim.tokenizer = tokenizer
+    model.shims[0].set_model(torch_model, tokenizer)
     model.set_dim("nO", torch_model.config.hidden_size, force=True)
 
 

@@ -81,17 +81,22 @@ def encoder_forward(
     datas = [_merge(ops, plan, d, outputs, config.hidden_size) for d, plan in enumerate(plans)]
 
     def backprop(d_outputs: list) -> list[Doc]:
+        """One backward pass over every group's output, so the gradient scaler scales once."""
         d_states = [d[0] if isinstance(d, tuple) else d for d in d_outputs]
         d_windows = [d[1] if isinstance(d, tuple) else None for d in d_outputs]
-        for group, hidden, torch_backprop, width in backprops:
+        hiddens, grads = [], []
+        for group, hidden, _, width in backprops:
             d_hidden = ops.alloc3f(len(group), width, hidden.shape[-1])
             for row, (d, w) in enumerate(group):
                 pieces, rows = plans[d].owned[w]
                 d_hidden[row, ops.asarray1i(rows)] = d_states[d][ops.asarray1i(pieces)]
                 if d_windows[d] is not None:
                     d_hidden[row, 0] += d_windows[d][w]
-            grad = xp2torch(d_hidden, device=hidden.device).to(hidden.dtype)
-            torch_backprop(ArgsKwargs(args=(hidden,), kwargs={"grad_tensors": (grad,)}))
+            hiddens.append(hidden)
+            grads.append(xp2torch(d_hidden, device=hidden.device).to(hidden.dtype))
+        if backprops:
+            torch_backprop = backprops[-1][2]
+            torch_backprop(ArgsKwargs(args=(tuple(hiddens),), kwargs={"grad_tensors": tuple(grads)}))
         return []
 
     return datas, backprop

@@ -71,6 +71,12 @@ class GlobalTokens:
     def count(self) -> int:
         return self.index.shape[1]
 
+    def flat_positions(self, seq_len: int) -> Tensor:
+        """(batch * x,) each slot's row in a (batch * seq_len + 1) flattening; empty slots point at
+        the extra last row."""
+        rows = torch.arange(len(self.index), device=self.index.device)[:, None] * seq_len
+        return torch.where(self.valid, rows + self.index, len(self.index) * seq_len).reshape(-1)
+
 
 @dataclass
 class AttentionMask:
@@ -82,7 +88,7 @@ class AttentionMask:
     is_pad: Tensor
     is_global: Tensor
     global_tokens: GlobalTokens
-    _bands: dict[tuple[int, int, int], _Band] = field(default_factory=dict, repr=False)
+    _bands: dict[tuple[int, int], _Band] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_masks(cls, attention_mask: Tensor, global_attention_mask: Tensor | None) -> AttentionMask:
@@ -95,18 +101,23 @@ class AttentionMask:
         return cls(is_pad=is_pad, is_global=is_global, global_tokens=GlobalTokens.from_mask(is_global))
 
     @cached_property
-    def lengths(self) -> list[int]:
-        """Each row's length with trailing padding cut."""
-        real = ~self.is_pad
-        if not real.shape[1]:
-            return [0] * real.shape[0]
-        positions = torch.arange(real.shape[1], device=real.device)
-        return torch.where(real, positions + 1, 0).amax(dim=1).tolist()
+    def any_padding(self) -> bool:
+        """Whether any row has padding (one host sync per forward pass)."""
+        return bool(self.is_pad.any())
 
-    def band(self, row: int, *, one_sided: int, block: int) -> _Band:
-        key = (row, one_sided, block)
+    @cached_property
+    def longest(self) -> int:
+        """The longest row with trailing padding cut (one host sync per forward pass)."""
+        real = ~self.is_pad
+        if not real.numel():
+            return 0
+        positions = torch.arange(1, real.shape[1] + 1, device=real.device)
+        return int(torch.where(real, positions, 0).amax())
+
+    def band(self, *, one_sided: int, block: int) -> _Band:
+        key = (one_sided, block)
         if key not in self._bands:
-            self._bands[key] = _Band.build(self, row, self.lengths[row], one_sided=one_sided, block=block)
+            self._bands[key] = _Band.build(self, self.longest, one_sided=one_sided, block=block)
         return self._bands[key]
 
 
@@ -214,85 +225,118 @@ def _blocks(
 
 @dataclass
 class _Band:
-    """One batch row laid out for the fast paths.
+    """The whole batch laid out for the fast paths, once per forward pass and window.
 
-    Queries run in blocks of ``block``. Keys are stored as segments: the row's ``x`` global keys,
-    then ``block`` consecutive tokens. Block i's window is segments i .. i + 2 * reach, a strided
-    view of that storage (no per-block copies); it holds the global keys once (in its first
-    segment; the other copies are masked) and every token its queries' windows can reach.
+    Rows are padded to the longest and to a whole number of query blocks; every row has ``x``
+    global slots, the batch's largest count (empty slots masked). Keys are stored as segments: the
+    row's ``x`` global keys, then ``block`` consecutive tokens. Block i's window is segments
+    i .. i + 2 * reach, a view of that storage (no per-block copies); it holds the global keys once
+    (in its first segment; the other copies are masked) and every token its queries' windows can
+    reach. All rows and blocks then run as one kernel call per layer, whatever the batch: the
+    number of launches does not grow with the rows, and nothing depends on tensor values.
     """
 
     block: int
     reach: int
-    global_index: Tensor  # (x,) positions of this row's global tokens
-    allowed: Tensor  # (n_blocks, block, window) bool
-    interior_pad: Tensor | None  # (length,) padding queries before the last real token, if any
+    length: int  # the longest row, cut to n_blocks * block queries
+    global_index: Tensor  # (batch, x) positions of each row's global tokens, 0 in empty slots
+    allowed: Tensor  # (batch * n_blocks, block, window) bool
+    query_pad: Tensor  # (batch, length) queries whose rows are zeroed
     biases: dict[torch.dtype, Tensor]
 
     @property
     def n_blocks(self) -> int:
-        return self.allowed.shape[0]
+        return -(-self.length // self.block)
+
+    @property
+    def window(self) -> int:
+        return (2 * self.reach + 1) * (self.global_index.shape[1] + self.block)
 
     def bias(self, dtype: torch.dtype) -> Tensor:
-        """``allowed`` as an additive mask (n_blocks, block, window), made once per dtype."""
+        """``allowed`` as an additive mask (batch * n_blocks, 1, block, window), made once per dtype.
+
+        Its rows are allocated a multiple of 8 wide and sliced, so the kernels that want aligned
+        masks read it in place."""
         if dtype not in self.biases:
-            bias = torch.zeros(self.allowed.shape, dtype=dtype, device=self.allowed.device)
-            self.biases[dtype] = bias.masked_fill_(~self.allowed, torch.finfo(dtype).min)
+            rows, block, window = self.allowed.shape
+            aligned = torch.zeros(
+                rows, 1, block, -(-window // 8) * 8, dtype=dtype, device=self.allowed.device
+            )
+            bias = aligned[..., :window]
+            self.biases[dtype] = bias.masked_fill_(~self.allowed[:, None], torch.finfo(dtype).min)
         return self.biases[dtype]
 
     def segments(self, states: Tensor) -> Tensor:
-        """(length, heads, head_dim) -> windows (n_blocks, heads, window, head_dim), a view."""
-        length, heads, head_dim = states.shape
-        x, block, reach, n_blocks = len(self.global_index), self.block, self.reach, self.n_blocks
-        out = states.new_empty(n_blocks + 2 * reach, x + block, heads, head_dim)
-        out[:, :x] = states[self.global_index]
-        full, rest = divmod(length, block)
-        out[:reach, x:] = 0
-        out[reach : reach + full, x:] = states[: full * block].view(full, block, heads, head_dim)
-        if rest:
-            out[reach + full, x : x + rest] = states[full * block :]
-            out[reach + full, x + rest :] = 0
-        out[reach + n_blocks :, x:] = 0
-        window = (2 * reach + 1) * (x + block)
-        flat = out.view(-1, heads, head_dim)
-        return flat.unfold(0, window, x + block).permute(0, 1, 3, 2)
+        """(batch, seq, heads, head_dim) -> windows (batch * n_blocks, heads, window, head_dim)."""
+        batch, _, heads, head_dim = states.shape
+        x, block, reach, n_blocks = self.global_index.shape[1], self.block, self.reach, self.n_blocks
+        tokens = states[:, : self.length]
+        # reach empty segments on either side, so the first and last blocks' windows exist.
+        tokens = nn.functional.pad(
+            tokens, (0, 0, 0, 0, reach * block, (n_blocks + reach) * block - self.length)
+        )
+        tokens = tokens.view(batch, n_blocks + 2 * reach, block, heads, head_dim)
+        if x:
+            gathered = states.gather(1, self.global_index[:, :, None, None].expand(batch, x, heads, head_dim))
+            globals_ = gathered[:, None].expand(batch, n_blocks + 2 * reach, x, heads, head_dim)
+            tokens = torch.cat([globals_, tokens], dim=2)
+        flat = tokens.reshape(batch, -1, heads, head_dim)
+        windows = flat.unfold(1, self.window, x + block)  # (batch, n_blocks, heads, head_dim, window)
+        return windows.permute(0, 1, 2, 4, 3).reshape(batch * n_blocks, heads, self.window, head_dim)
 
     def queries(self, states: Tensor) -> Tensor:
-        """(length, heads, head_dim) -> (n_blocks, heads, block, head_dim)."""
-        length, heads, head_dim = states.shape
+        """(batch, seq, heads, head_dim) -> (batch * n_blocks, heads, block, head_dim)."""
+        batch, _, heads, head_dim = states.shape
         padded = self.n_blocks * self.block
-        if padded != length:
-            states = nn.functional.pad(states, (0, 0, 0, 0, 0, padded - length))
-        return states.view(self.n_blocks, self.block, heads, head_dim).transpose(1, 2)
+        states = nn.functional.pad(states[:, : self.length], (0, 0, 0, 0, 0, padded - self.length))
+        return states.reshape(batch * self.n_blocks, self.block, heads, head_dim).transpose(1, 2)
+
+    def unblock(self, out: Tensor, seq_len: int) -> Tensor:
+        """(batch * n_blocks, block, heads * head_dim) -> (batch, seq_len, heads * head_dim), padding
+        queries zeroed."""
+        batch = self.query_pad.shape[0]
+        out = out.reshape(batch, self.n_blocks * self.block, -1)[:, : self.length]
+        out = out.masked_fill(self.query_pad[:, :, None], 0.0)
+        return nn.functional.pad(out, (0, 0, 0, seq_len - self.length))
 
     @classmethod
-    def build(cls, mask: AttentionMask, row: int, length: int, *, one_sided: int, block: int) -> _Band:
+    def build(cls, mask: AttentionMask, length: int, *, one_sided: int, block: int) -> _Band:
         device = mask.is_pad.device
         reach = max(1, round(one_sided / block))
         block = -(-one_sided // reach)  # reach * block >= one_sided: the windows cover the band
         n_blocks = -(-length // block)
-        is_pad, is_global = mask.is_pad[row, :length], mask.is_global[row, :length]
-        global_index = is_global.nonzero()[:, 0]
-        x = len(global_index)
+        is_pad, is_global = mask.is_pad[:, :length], mask.is_global[:, :length]
+        tokens = mask.global_tokens
+        x = tokens.count
         segment = x + block
         slot = torch.arange((2 * reach + 1) * segment, device=device)
         which, offset = slot // segment, slot % segment
         global_slot = offset < x
-        # Token position of every window slot, per block: (n_blocks, window).
+        # Token position of every window slot, per block: (n_blocks, window), the same for every row.
         position = (torch.arange(n_blocks, device=device)[:, None] + which - reach) * block + offset - x
-        usable = ~(is_pad | is_global)
-        key_ok = (position >= 0) & (position < length) & ~global_slot
-        key_ok &= usable[position.clamp(0, length - 1)]
+        on_row = (position >= 0) & (position < length) & ~global_slot
+        usable = ~(is_pad | is_global)  # (batch, length)
+        key_ok = on_row & usable[:, position.clamp(0, length - 1)]  # (batch, n_blocks, window)
         # A slot's distance to a query depends on the query's place in its block, not on the block.
         distance = (which - reach) * block + offset - x - torch.arange(block, device=device)[:, None]
-        allowed = key_ok[:, None, :] & (distance.abs() <= one_sided)
-        allowed |= global_slot & (which == 0)
-        query = torch.arange(n_blocks * block, device=device).view(n_blocks, block)
+        allowed = key_ok[:, :, None, :] & (distance.abs() <= one_sided)  # (batch, n_blocks, block, window)
+        if x:
+            slot_valid = tokens.valid[:, offset.clamp(max=x - 1)]  # (batch, window)
+            allowed |= (global_slot & (which == 0) & slot_valid)[:, None, None, :]
+        query = torch.arange(n_blocks * block, device=device)
+        query_pad = (query >= length) | is_pad[:, query.clamp(max=length - 1)]  # (batch, n_blocks * block)
         # Padding queries may attend anywhere (their rows are zeroed), so no row is fully masked.
-        query_pad = (query >= length) | is_pad[query.clamp(max=length - 1)]
-        allowed |= query_pad[:, :, None]
-        interior_pad = is_pad if bool(is_pad.any()) else None
-        return cls(block, reach, global_index, allowed, interior_pad, {})
+        allowed |= query_pad.view(-1, n_blocks, block)[..., None]
+        batch = is_pad.shape[0]
+        return cls(
+            block,
+            reach,
+            length,
+            tokens.index,
+            allowed.view(batch * n_blocks, block, -1),
+            query_pad[:, :length],
+            {},
+        )
 
 
 def fast_local_attention(
@@ -320,42 +364,24 @@ def fast_local_attention(
     """
     batch, heads, seq_len, head_dim = query.shape
     p = dropout if training else 0.0
-    lengths = mask.lengths
-    longest = max(lengths, default=0)
+    longest = mask.longest
     if longest <= one_sided + 1:
         context = _dense(query, key, value, mask, longest, scale=scale, dropout=p)
     else:
         # Measured on CPU (window 512, both kernels): B = one_sided / 2, at most 128, is best.
-        block = block_size or min(max(one_sided // 2, 32), 128)
-        rows = []
-        q_rows, k_rows, v_rows = (t.transpose(1, 2) for t in (query, key, value))
-        for row, length in enumerate(lengths):
-            if length == 0:
-                rows.append(None)
-                continue
-            band = mask.band(row, one_sided=one_sided, block=block)
-            q = band.queries(q_rows[row, :length])
-            k, v = band.segments(k_rows[row, :length]), band.segments(v_rows[row, :length])
-            if kernel == "sdpa":
-                out = nn.functional.scaled_dot_product_attention(
-                    q, k, v, attn_mask=band.bias(q.dtype)[:, None], dropout_p=p, scale=scale
-                ).transpose(1, 2)
-            else:
-                # unbind, not q[:, h]: its backward stacks the heads' gradients once, where
-                # indexing would zero a whole (blocks, heads, window, dim) gradient per head.
-                heads_qkv = zip(q.unbind(1), k.unbind(1), v.unbind(1), strict=True)
-                out = torch.stack([_gemm_head(*qkv, band, scale, p) for qkv in heads_qkv], 2)
-            out = out.reshape(-1, heads * head_dim)[:length]
-            if band.interior_pad is not None:
-                out = out.masked_fill(band.interior_pad[:, None], 0.0)
-            rows.append(out)
-        if batch == 1 and lengths[0] == seq_len:
-            context = rows[0][None]
+        band = mask.band(one_sided=one_sided, block=block_size or min(max(one_sided // 2, 32), 128))
+        q, k, v = (t.transpose(1, 2) for t in (query, key, value))  # (batch, seq, heads, head_dim)
+        q, k, v = band.queries(q), band.segments(k), band.segments(v)
+        if kernel == "sdpa":
+            out = nn.functional.scaled_dot_product_attention(
+                q, k, v, attn_mask=band.bias(q.dtype), dropout_p=p, scale=scale
+            ).transpose(1, 2)
         else:
-            context = query.new_zeros(batch, seq_len, heads * head_dim)
-            for row, out in enumerate(rows):
-                if out is not None:
-                    context[row, : len(out)] = out
+            # unbind, not q[:, h]: its backward stacks the heads' gradients once, where
+            # indexing would zero a whole (blocks, heads, window, dim) gradient per head.
+            heads_qkv = zip(q.unbind(1), k.unbind(1), v.unbind(1), strict=True)
+            out = torch.stack([_gemm_head(*qkv, band, scale, p) for qkv in heads_qkv], 2)
+        context = band.unblock(out.reshape(out.shape[0], band.block, heads * head_dim), seq_len)
         context = context.view(batch, seq_len, heads, head_dim).transpose(1, 2)
     if head_mask is not None:
         # The head mask scales probabilities, so it scales each head's weighted sum the same way.
@@ -365,7 +391,7 @@ def fast_local_attention(
 
 def _gemm_head(q: Tensor, k: Tensor, v: Tensor, band: _Band, scale: float, dropout: float) -> Tensor:
     """One head of every block: (n_blocks, block, head_dim) against (n_blocks, window, head_dim)."""
-    scores = torch.baddbmm(band.bias(q.dtype), q, k.transpose(1, 2), alpha=scale)
+    scores = torch.baddbmm(band.bias(q.dtype)[:, 0], q, k.transpose(1, 2), alpha=scale)
     # softmax of a half-precision input accumulates in float32 (as transformers' does).
     probs = nn.functional.dropout(torch.softmax(scores, dim=-1), p=dropout, training=dropout > 0)
     return probs @ v
@@ -388,8 +414,10 @@ def _dense(
     if length == 0:
         return torch.zeros_like(query)
     is_pad = mask.is_pad[:, :length]
-    # An all-padding row may attend anywhere (it is zeroed), so no row is fully masked.
-    allowed = (~is_pad | is_pad.all(dim=1, keepdim=True))[:, None, None, :]
+    padded = mask.any_padding
+    # An all-padding row may attend anywhere (it is zeroed), so no row is fully masked. Without
+    # padding no mask at all, which lets CUDA pick its flash kernel.
+    allowed = (~is_pad | is_pad.all(dim=1, keepdim=True))[:, None, None, :] if padded else None
     part = nn.functional.scaled_dot_product_attention(
         query[:, :, :length],
         key[:, :, :length],
@@ -398,7 +426,8 @@ def _dense(
         dropout_p=dropout,
         scale=scale,
     )
-    part = part.masked_fill(is_pad[:, None, :, None], 0.0)
+    if padded:
+        part = part.masked_fill(is_pad[:, None, :, None], 0.0)
     return nn.functional.pad(part, (0, 0, 0, seq_len - length))
 
 
@@ -549,7 +578,10 @@ class LongformerSelfAttention(nn.Module):
 def _overwrite_rows(context: Tensor, rows: Tensor, tokens: GlobalTokens) -> Tensor:
     """Put ``rows`` (batch, x, hidden) at the global positions of ``context`` (batch, seq, hidden).
 
-    Out of place: ``context`` may be a view of a kernel's output that its backward needs."""
-    batch_index = torch.arange(len(tokens.index), device=context.device)[:, None].expand_as(tokens.index)
-    valid = tokens.valid
-    return context.index_put((batch_index[valid], tokens.index[valid]), rows[valid].to(context.dtype))
+    Through the flat positions cached on ``tokens`` (no boolean indexing, so no host sync): empty
+    slots write into one spare row that is dropped. Out of place: ``context`` may be a view of a
+    kernel's output that its backward needs."""
+    batch, seq_len, hidden = context.shape
+    flat = torch.cat([context.reshape(batch * seq_len, hidden), context.new_zeros(1, hidden)])
+    flat = flat.index_copy(0, tokens.flat_positions(seq_len), rows.reshape(-1, hidden).to(context.dtype))
+    return flat[:-1].view(batch, seq_len, hidden)
