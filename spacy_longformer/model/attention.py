@@ -20,9 +20,13 @@ Implementations of the sliding window, chosen by ``attn_implementation``:
   are laid out once per forward pass (``_Band``): blocks of B queries, each against a window of
   about 2 * one_sided + B keys that is a strided view of one copy of the keys, with the global
   keys interleaved so that each window holds them once. Cost is linear in the sequence and in the
-  window, and nothing is copied per block. ``sdpa`` runs each row and layer as one fused
-  ``scaled_dot_product_attention`` call (flash kernels on CPU and CUDA); ``gemm`` as batched
-  matmuls + softmax per head (fastest in half precision on CPU).
+  window, and nothing is copied per block. The whole batch is laid out at once (rows padded to
+  the longest, global slots to the largest count), so a layer launches the same kernels for one
+  row or thirty-two. ``sdpa`` runs each layer as one fused ``scaled_dot_product_attention`` call
+  over (batch x blocks); with its band mask, CPU runs torch's flash-attention CPU kernel and CUDA
+  the memory-efficient (or cuDNN) kernel, since the flash kernel takes no mask; input that fits in
+  one window and has no padding runs unmasked, which CUDA's flash kernel takes. ``gemm`` runs
+  batched matmuls + softmax per head (fastest in half precision on CPU).
 ``auto`` picks by device and dtype, and ``reference`` whenever probabilities are asked for.
 """
 
@@ -356,11 +360,11 @@ def fast_local_attention(
     """``reference_local_attention``'s context (batch, heads, seq, head_dim), no probabilities.
 
     ``query`` is scaled here by ``scale``. Inputs that fit in one window run as dense attention
-    over the batch. Longer rows run one at a time (trailing padding cut) as blocks of B queries,
-    each against its ``_Band`` window of about 2 * one_sided + B keys plus the global keys, so cost
-    is linear in the sequence and in the window. ``kernel``: ``sdpa``, one fused
-    ``scaled_dot_product_attention`` call per row and layer (flash kernels; best in float32 and
-    on CUDA), or ``gemm``, batched matmuls + softmax per head (best in half precision on CPU).
+    over the batch. Longer inputs run as blocks of B queries of every row at once, each against its
+    ``_Band`` window of about 2 * one_sided + B keys plus the global keys, so cost is linear in the
+    sequence and in the window, and the launches per layer don't depend on the batch. ``kernel``:
+    ``sdpa``, one fused ``scaled_dot_product_attention`` call per layer (best in float32 and on
+    CUDA), or ``gemm``, batched matmuls + softmax per head (best in half precision on CPU).
     """
     batch, heads, seq_len, head_dim = query.shape
     p = dropout if training else 0.0
