@@ -15,12 +15,15 @@ from .errors import Errors
 
 TASKS = ("textcat", "textcat_multilabel", "ner", "ner_transition", "qa")
 
-# What --gpu changes: mixed precision (CUDA autocast) on every encoder, and batches that fill a
-# large card. A starting point for one 80 GB GPU with documents of up to 4,096 pieces; lower the
-# sizes if memory runs out.
+# What --gpu changes: mixed precision (CUDA autocast, with the gradient scaler) on every encoder,
+# float32 matmuls in TF32, and batches that fill a large card. A starting point for one 80 GB GPU
+# with documents of up to 4,096 pieces; lower the sizes if memory runs out, and set the encoders'
+# gradient_checkpointing = true for documents of 16,384 pieces. (Mixed precision is float16:
+# thinc's autocast knows no bfloat16, and CuPy, which spaCy's GPU arrays use, has no bfloat16.)
 GPU_BATCH_PIECES = 32768
 GPU_ENCODER = {"mixed_precision": "true", "max_batch_pieces": str(GPU_BATCH_PIECES)}
 GPU_BATCHER = {"size": str(GPU_BATCH_PIECES)}
+GPU_INITIALIZE = {"before_init": '{"@callbacks":"spacy-longformer.allow_tf32.v1"}'}
 
 
 def template(task: str) -> str:
@@ -44,6 +47,8 @@ def init_config(task: str, *, checkpoint: str | None = None, gpu: bool = False) 
                 text = _set(text, section, key, value)
         for key, value in GPU_BATCHER.items():
             text = _set(text, "training.batcher", key, value)
+        for key, value in GPU_INITIALIZE.items():
+            text = _set(text, "initialize", key, value)
     Config().from_str(text, interpolate=False)  # still a config spaCy reads
     return text
 

@@ -50,10 +50,12 @@ def test_options_set_the_checkpoint_and_gpu_settings(task):
     assert encoders and all(e["mixed_precision"] is True for e in encoders)
     assert all(e["max_batch_pieces"] == GPU_BATCH_PIECES for e in encoders)
     assert config["training"]["batcher"]["size"] == GPU_BATCH_PIECES
+    assert config["initialize"]["before_init"] == {"@callbacks": "spacy-longformer.allow_tf32.v1"}
     # Nothing else moves.
     for block in (config, plain):
         block["paths"]["longformer"] = None
         block["training"]["batcher"]["size"] = 0
+        block["initialize"]["before_init"] = None
         for encoder in _encoders(block):
             encoder["mixed_precision"] = encoder["max_batch_pieces"] = None
     assert config == plain

@@ -27,6 +27,7 @@ REGISTRIES = {
     "spacy_misc": registry.misc,
     "spacy_scorers": registry.scorers,
     "spacy_tokenizers": registry.tokenizers,
+    "spacy_callbacks": registry.callbacks,
 }
 
 

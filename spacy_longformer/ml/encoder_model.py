@@ -172,6 +172,20 @@ class LongformerShim(PyTorchShim):
         return self
 
 
+@registry.callbacks("spacy-longformer.allow_tf32.v1")
+def configure_allow_tf32() -> Callable[[Any], Any]:
+    """An ``[initialize] before_init`` callback: CUDA matmuls and convolutions in TF32 (float32
+    storage, 10-bit mantissa products), about 2-3x faster than full float32 on Ampere and newer
+    GPUs at no measurable cost to fine-tuning. A process-wide torch setting; a no-op on the CPU."""
+    return _allow_tf32
+
+
+def _allow_tf32(nlp: Any) -> Any:
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    return nlp
+
+
 def replace_listener_cfg(encoder_cfg: dict[str, Any], listener_cfg: dict[str, Any]) -> dict[str, Any]:
     """The config of a spaCy component's own copy of the encoder, in place of its listener: the
     encoder's block, with the listener's pooling (``LongformerTok2Vec.v1``)."""
