@@ -155,6 +155,11 @@ class Errors(metaclass=_ErrorsWithCodes):
         "`{name}` has shape {shape}: rows without a single token can't be encoded. Give each row at "
         "least `<s></s>` (what the tokenizer makes of an empty text)."
     )
+    LF037 = (
+        "{head} got label {value}, but there are {n_classes} classes (ids 0 to {last}; -100 takes no "
+        "loss). Map the labels to the classes of config.json's `id2label`, or set "
+        "`num_labels`."
+    )
     # Tokenization (LF080-LF099)
     LF080 = (
         "Can't load a Longformer tokenizer from {path}: no such folder. Point to a checkpoint folder "

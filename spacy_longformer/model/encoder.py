@@ -88,6 +88,8 @@ class LongformerModel(HFCheckpointMixin, nn.Module):
         """
         config = self.config
         batch, seq_len = _input_shape(input_ids, inputs_embeds, config)
+        if input_ids is not None and input_ids.dtype not in (torch.long, torch.int):
+            input_ids = input_ids.long()  # uint8, int16: ids all the same, which embeddings refuse
         device = input_ids.device if input_ids is not None else inputs_embeds.device
         for name, tensor in (
             ("attention_mask", attention_mask),

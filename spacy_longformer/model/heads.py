@@ -298,7 +298,7 @@ class LongformerForMaskedLM(_Head):
 
     def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
         """labels: (batch, seq) token ids, -100 where no loss is taken."""
-        _check_labels(labels, logits.shape[:2], self.hf_architecture)
+        _check_labels(labels, logits.shape[:2], self.hf_architecture, logits.shape[-1])
         return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
 
 
@@ -317,6 +317,8 @@ class LongformerForSequenceClassification(_Head):
 
     def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
         """labels: (batch,) class ids, (batch, labels) multi-label targets, or floats to regress."""
+        if not labels.is_floating_point() and logits.shape[-1] > 1:
+            _check_classes(labels, logits.shape[-1], self.hf_architecture)
         return sequence_classification_loss(logits, labels, problem_type=self.config.problem_type)
 
 
@@ -334,7 +336,7 @@ class LongformerForTokenClassification(_Head):
 
     def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
         """labels: (batch, seq) class ids, -100 where no loss is taken."""
-        _check_labels(labels, logits.shape[:2], self.hf_architecture)
+        _check_labels(labels, logits.shape[:2], self.hf_architecture, logits.shape[-1])
         return token_classification_loss(logits, labels)
 
 
@@ -433,6 +435,8 @@ class LongformerForMultipleChoice(_Head):
             output_hidden_states=output_hidden_states,
         )
         logits = self.classifier(out.pooler_output).view(-1, num_choices)
+        if labels is not None:
+            _check_classes(labels, num_choices, self.hf_architecture)
         loss = None if labels is None else nn.functional.cross_entropy(logits, labels.view(-1))
         result = LongformerMultipleChoiceOutput(
             loss, logits, out.hidden_states, out.attentions, out.global_attentions
@@ -455,6 +459,15 @@ def _encoder_options(arguments: dict[str, Any]) -> dict[str, Any]:
     return {name: arguments[name] for name in _ENCODER_OPTIONS}
 
 
-def _check_labels(labels: Tensor, expected: tuple[int, ...], head: str) -> None:
+def _check_labels(labels: Tensor, expected: tuple[int, ...], head: str, n_classes: int) -> None:
+    """Class-id labels of the right shape, each a class or -100 (no loss)."""
     if tuple(labels.shape) != tuple(expected):
         raise ValueError(Errors.LF031.format(shape=tuple(labels.shape), expected=tuple(expected), head=head))
+    _check_classes(labels, n_classes, head)
+
+
+def _check_classes(labels: Tensor, n_classes: int, head: str) -> None:
+    bad = (labels != -100) & ((labels < 0) | (labels >= n_classes))
+    if labels.numel() and bool(bad.any()):
+        value = int(labels[bad][0])
+        raise ValueError(Errors.LF037.format(value=value, head=head, n_classes=n_classes, last=n_classes - 1))
