@@ -409,6 +409,7 @@ class Warnings(metaclass=_ErrorsWithCodes):
         "{fits} or less (or null for what fits)."
     )
     LFW011 = (
-        "`window_overlap` = {overlap} is more than half a window of {window} pieces: windows overlap by "
-        "{used}, so each still moves forward. Set `window_overlap` to at most {used}."
+        "`window_overlap` = {overlap} is not less than a window ({window} pieces): windows overlap by "
+        "{used}, half a window, so that each still moves forward. Set `window_overlap` to at most "
+        "{used}."
     )

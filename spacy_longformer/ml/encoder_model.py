@@ -234,7 +234,9 @@ def _check_window_settings(model: EncoderModel, fits: int) -> None:
     if asked is not None and asked > fits:
         logger.warning(Warnings.LFW010.format(asked=asked, fits=fits, setting=section_of(model)))
     window = min(asked or fits, fits)
-    if model.attrs["window_overlap"] > window // 2:
+    # Overlaps past half a window run as half (each window still moves forward); one of a whole
+    # window or more can only be a mistake.
+    if model.attrs["window_overlap"] >= window:
         logger.warning(
             Warnings.LFW011.format(overlap=model.attrs["window_overlap"], window=window, used=window // 2)
         )

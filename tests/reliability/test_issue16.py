@@ -181,7 +181,7 @@ def test_ids_torch_would_fail_on_are_clear_errors(input_ids, match):
 def test_window_settings_cut_by_the_checkpoint_are_said(tiny_checkpoint, caplog):
     """The tiny checkpoint holds 126 pieces a window; both settings used to be cut without a word."""
     nlp = spacy.blank("en")
-    config = {"model": {"name": str(tiny_checkpoint), "max_window_pieces": 500, "window_overlap": 100}}
+    config = {"model": {"name": str(tiny_checkpoint), "max_window_pieces": 500, "window_overlap": 200}}
     nlp.add_pipe("longformer_encoder", config=config)
     with caplog.at_level("WARNING"):
         nlp.initialize()
