@@ -34,7 +34,11 @@ def test_profile_and_timings_report(gpu_check):
     assert any("scaled_dot_product" in name for name in profile["attention_ops"])
     timings = gpu_check.step_timings("cpu", True)
     assert [(row["batch"], row["tokens"]) for row in timings["rows"]] == [(2, 300), (1, 300)]
-    assert all(row["ours_s"] > 0 and row["ratio"] > 0 for row in timings["rows"])
+    assert all(row["ours_s"] > 0 for row in timings["rows"])
+    # The peer's column needs transformers (the test extra; CI's oldest-releases run has none).
+    with_peer = importlib.util.find_spec("transformers") is not None
+    assert all(("ratio" in row) == with_peer for row in timings["rows"])
+    assert all(row["ratio"] > 0 for row in timings["rows"] if with_peer)
 
 
 @pytest.mark.slow

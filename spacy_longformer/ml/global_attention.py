@@ -16,7 +16,9 @@ attends to, and is attended by, every token of its window, so keep their number 
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import version
 
+import confection
 import numpy as np
 from spacy.tokens import Doc
 from spacy.util import registry
@@ -61,6 +63,14 @@ class GlobalAttentionChoice:
             for ent in doc.ents:
                 chosen[ent.start : ent.end] = True
         return GlobalAttention(cls=self.cls, tokens=np.flatnonzero(chosen))
+
+
+# confection < 1.0 (what spaCy < 3.8.13 brings) fills a config without validating it (`spacy init
+# fill-config`, `spacy debug config`) through pydantic's `construct(cls, **values)`, which a setting
+# named `cls` collides with ("got multiple values for argument 'cls'"). It aliases such names itself,
+# as it does `validate`; `cls` joins them. confection 1 builds no pydantic model there.
+if int(version("confection").split(".")[0]) < 1:
+    confection.RESERVED_FIELDS.setdefault("cls", "cls\u0020")
 
 
 @registry.misc("spacy-longformer.global_attention.v1")

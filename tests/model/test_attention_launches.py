@@ -34,7 +34,9 @@ def _ops_per_layer(rows: int, implementation: str) -> int:
 @pytest.mark.parametrize("implementation", ["sdpa", "gemm"])
 def test_launches_do_not_grow_with_rows(implementation):
     counts = {rows: _ops_per_layer(rows, implementation) for rows in (1, 8, 32)}
-    assert counts[8] == counts[32], counts
+    # Fewer than one more op per extra row (a loop over rows adds several per row); a kernel may
+    # still split its work differently at another size (torch 2.4 adds one fill_ at 32 rows).
+    assert counts[32] - counts[8] < 32 - 8, counts
     assert counts[1] <= counts[8], counts
 
 
