@@ -4,6 +4,7 @@ transformers can't mix (it needs the input padded to a multiple of every layer's
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,52 @@ def save_hf_model(model_class: type, config: transformers.LongformerConfig, path
                 param.add_(torch.randn_like(param) * 0.1)
     model.save_pretrained(path)
     return model.eval()
+
+
+def perturb_(model: torch.nn.Module, *, seed: int, weight_scale: float = 3.0) -> torch.nn.Module:
+    """Make a freshly initialised model (ours or transformers') able to show a bug, in place.
+
+    transformers' init (weights N(0, 0.02), zero biases, LayerNorm 1/0) hides whole paths: every
+    bias is 0, attention is nearly uniform, and the residual stream swamps each sublayer, so that
+    zeroing a layer's local attention output moves the tiny checkpoint's states by 0.04. Here every
+    bias and LayerNorm parameter gets N(0, 0.1) added and every Linear weight is scaled by
+    ``weight_scale`` (3: the same zeroing then moves them by 0.4, while bf16 autocast moves them
+    by 0.003). Embeddings stay as they are. Works by module type, so it needs no names.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.LayerNorm):
+                for param in (module.weight, module.bias):
+                    param.add_(torch.randn(param.shape, generator=gen) * 0.1)
+            elif isinstance(module, torch.nn.Linear):
+                module.weight.mul_(weight_scale)
+                if module.bias is not None:
+                    module.bias.add_(torch.randn(module.bias.shape, generator=gen) * 0.1)
+    return model
+
+
+def save_perturbed_checkpoint(source: Path, path: Path, *, seed: int = 0) -> Path:
+    """``source`` (an encoder checkpoint folder with its tokenizer) with ``perturb_`` applied, as
+    a new folder with the same tokenizer files."""
+    model = transformers.LongformerModel.from_pretrained(source)
+    perturb_(model, seed=seed)
+    model.save_pretrained(path)
+    for file in Path(source).iterdir():
+        if file.name not in {"config.json", "model.safetensors"}:
+            shutil.copy(file, Path(path) / file.name)
+    return Path(path)
+
+
+def no_dropout_(model: torch.nn.Module) -> torch.nn.Module:
+    """Every dropout of a torch model (ours or transformers') off, in train mode too: ``nn.Dropout``
+    modules and the float ``dropout`` attributes attention layers keep for their probabilities."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        if isinstance(getattr(module, "dropout", None), float):
+            module.dropout = 0.0
+    return model
 
 
 def common_multiple(config: transformers.LongformerConfig) -> int:
@@ -160,3 +207,46 @@ def make_batch(lengths, *, global_kind: str, seed: int = 0) -> Batch:
             glob = mask.clone()
         glob = glob * mask
     return Batch(ids, mask, glob)
+
+
+# --- Pieces of spaCy tokens, from transformers' tokenizer offsets -------------------------------------
+
+
+def token_pieces(piece_offsets, token_spans) -> list[list[int]]:
+    """Each token's pieces by the alignment rule, as plain loops over ``piece_offsets`` (the
+    (start, end) of each piece, specials left out, e.g. ``offset_mapping[1:-1]`` of transformers'
+    tokenizer): the pieces whose [a, b) meets the token's characters (a < end and b > start); a
+    token no piece meets (whitespace, which byte-level BPE gives empty offsets) takes the first
+    piece ending after its start, the next one, else the last piece."""
+    rows = []
+    for start, end in token_spans:
+        row = [i for i, (a, b) in enumerate(piece_offsets) if a < end and b > start]
+        if not row:
+            after = [i for i, (_, b) in enumerate(piece_offsets) if b > start]
+            row = [after[0] if after else len(piece_offsets) - 1]
+        rows.append(row)
+    return rows
+
+
+def doc_token_pieces(tokenizer, doc) -> list[list[int]]:
+    """``token_pieces`` of a spaCy doc read alone, as indices into ``tokenizer(doc.text)``'s ids
+    (``<s>`` is piece 0)."""
+    offsets = tokenizer(doc.text, return_offsets_mapping=True)["offset_mapping"][1:-1]
+    rows = token_pieces(offsets, [(t.idx, t.idx + len(t.text)) for t in doc])
+    return [[i + 1 for i in row] for row in rows]
+
+
+def global_pieces(rows: list[list[int]], tokens, *, cls: bool) -> list[int]:
+    """The pieces global tokens make global: ``<s>`` (piece 0) when ``cls``, and for each run of
+    consecutive tokens every piece from its first token's first piece to its last token's last
+    piece (so a whitespace piece inside the run, which no token claims, too)."""
+    chosen = sorted(set(tokens))
+    pieces = {0} if cls else set()
+    i = 0
+    while i < len(chosen):
+        j = i
+        while j + 1 < len(chosen) and chosen[j + 1] == chosen[j] + 1:
+            j += 1
+        pieces.update(range(rows[chosen[i]][0], rows[chosen[j]][-1] + 1))
+        i = j + 1
+    return sorted(pieces)

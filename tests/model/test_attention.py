@@ -38,10 +38,29 @@ def dense_oracle(layer: LongformerSelfAttention, hidden, attention_mask, global_
     return out.transpose(1, 2).reshape(batch, seq_len, heads * dim)
 
 
-@pytest.mark.parametrize("window", [2, 4, 6, 10, 64])
-@pytest.mark.parametrize("seq_len", [1, 2, 7, 40])
-@pytest.mark.parametrize("global_kind", ["none", "first", "random", "all"])
-@pytest.mark.parametrize("implementation", ["reference", "sdpa", "gemm"])
+def _oracle_cases():
+    """(window, seq_len, global_kind, implementation), each a different computation.
+
+    A row that fits in one window (seq_len <= window / 2 + 1) runs as plain dense attention: the
+    same code for ``sdpa`` and ``gemm``, and the same case for every window that holds it. So
+    lengths 1 and 2 run once (window 2), and rows that fit run on ``sdpa`` and not ``gemm``. A
+    single token is ``first`` and ``all`` at once, and ``random`` over 2 tokens repeats the others.
+    """
+    pairs = [(2, 1), (2, 2)] + [(window, n) for window in (2, 4, 6, 10, 64) for n in (7, 40)]
+    cases = []
+    for window, seq_len in pairs:
+        fits = seq_len <= window // 2 + 1
+        for global_kind in ["none", "first", "random", "all"]:
+            if (seq_len == 1 and global_kind in ("first", "random")) or (
+                seq_len == 2 and global_kind == "random"
+            ):
+                continue
+            for implementation in ["reference", "sdpa"] + ([] if fits else ["gemm"]):
+                cases.append((window, seq_len, global_kind, implementation))
+    return cases
+
+
+@pytest.mark.parametrize("window,seq_len,global_kind,implementation", _oracle_cases())
 def test_matches_dense_oracle(window, seq_len, global_kind, implementation):
     torch.manual_seed(window * 100 + seq_len)
     config = LongformerConfig(
@@ -133,9 +152,17 @@ def test_fast_path_equals_reference(one_sided, with_head_mask, kernel):
     assert float((got - expected).abs().max()) <= 1e-5
 
 
+# Largest error against float32 measured on these inputs (torch 2.13, CPU), contexts up to 0.8:
+# bf16 3.6e-3, fp16 5.7e-4, the same whether the weights are cast or autocast casts them.
+LOW_PRECISION_TOL = {torch.bfloat16: 1.2e-2, torch.float16: 2e-3}
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("implementation", ["reference", "sdpa", "gemm", "auto"])
-def test_low_precision_close_to_float32(dtype, implementation):
+@pytest.mark.parametrize("cast", ["weights", "autocast"])
+def test_low_precision_close_to_float32(dtype, implementation, cast):
+    """Within a few times the rounding error of the dtype: a path that loses a term (the local
+    output zeroed, a mask dropped) under low precision is off by the size of the context."""
     config = LongformerConfig(
         hidden_size=32, num_attention_heads=4, num_hidden_layers=1, attention_window=8, vocab_size=10
     )
@@ -147,9 +174,15 @@ def test_low_precision_close_to_float32(dtype, implementation):
     mask = AttentionMask.from_masks(attention_mask, (torch.rand(2, 50) < 0.1).long())
     with torch.no_grad():
         full = layer(hidden, mask).context
-        low = layer.to(dtype)(hidden.to(dtype), mask).context
+        if cast == "autocast":
+            with torch.autocast("cpu", dtype=dtype):
+                low = layer(hidden, mask).context
+        else:
+            low = layer.to(dtype)(hidden.to(dtype), mask).context
     assert low.dtype == dtype and torch.isfinite(low).all()
-    assert float((low.float() - full)[attention_mask.bool()].abs().max()) < 0.05
+    real = attention_mask.bool()
+    assert float(full[real].abs().max()) > 0.5
+    assert float((low.float() - full)[real].abs().max()) < LOW_PRECISION_TOL[dtype]
 
 
 @pytest.mark.parametrize("kernel", ["sdpa", "gemm"])

@@ -1,5 +1,10 @@
-"""The longformer_encoder pipe against transformers, on long and odd documents, saved and reloaded."""
+"""The longformer_encoder pipe against transformers, on long and odd documents, saved and reloaded.
 
+Parity runs on the perturbed tiny checkpoint (every bias and LayerNorm non-trivial); each token's
+pieces come from transformers' tokenizer offsets by the alignment rule (``doc_token_pieces``).
+"""
+
+import contextlib
 import shutil
 
 import numpy as np
@@ -10,9 +15,11 @@ import transformers
 from spacy.tokens import Span
 from spacy.training import Example
 
-from spacy_longformer.ml.encoder_model import tokenizer_of
+from spacy_longformer.ml.encoder_model import torch_model_of
 from spacy_longformer.ml.types import LongformerData
 from spacy_longformer.random_checkpoint import synthetic_text
+
+from ..model.oracle import doc_token_pieces, global_pieces, no_dropout_
 
 TEXTS = [
     "Hello world! This is a short contract.",
@@ -20,21 +27,22 @@ TEXTS = [
     "Tabs\tand\nnewlines\n\n  and   repeated    spaces.  ",
     " leading space, trailing newline\n",
     "Numbers 1,234.56 and e-mail a.b@c.de (parenthesised) [brackets] {braces}",
+    "They met  New  York Corp\t\ttoday.\n\n\n  Then  left.",
 ]
 
 
 @pytest.fixture(scope="module")
-def nlp(tiny_checkpoint):
+def nlp(perturbed_checkpoint):
     nlp = spacy.blank("en")
-    nlp.add_pipe("longformer_encoder", config={"model": {"name": str(tiny_checkpoint)}})
+    nlp.add_pipe("longformer_encoder", config={"model": {"name": str(perturbed_checkpoint)}})
     nlp.initialize()
     return nlp
 
 
 @pytest.fixture(scope="module")
-def hf(tiny_checkpoint):
-    model = transformers.LongformerModel.from_pretrained(tiny_checkpoint).eval()
-    tokenizer = transformers.LongformerTokenizerFast.from_pretrained(tiny_checkpoint)
+def hf(perturbed_checkpoint):
+    model = transformers.LongformerModel.from_pretrained(perturbed_checkpoint).eval()
+    tokenizer = transformers.LongformerTokenizerFast.from_pretrained(perturbed_checkpoint)
     return model, tokenizer
 
 
@@ -59,26 +67,21 @@ def test_states_and_ids_match_transformers(nlp, hf, text):
 
 
 @pytest.mark.parametrize("text", TEXTS)
-def test_doc_tensor_is_the_mean_of_each_tokens_pieces(nlp, text):
+def test_alignment_and_doc_tensor_follow_transformers_offsets(nlp, hf, text):
+    """Each token's pieces are the rule's on transformers' offsets (a whitespace token that meets
+    no piece takes the next one), and ``doc.tensor`` is the mean of transformers' states of them."""
+    model, tokenizer = hf
     doc = nlp(text)
     data = doc._.longformer
-    assert doc.tensor.shape == (len(doc), 32) and np.isfinite(doc.tensor).all()
+    expected_rows = doc_token_pieces(tokenizer, doc)
     lengths, pieces = np.asarray(data.alignment.lengths), np.asarray(data.alignment.dataXd)
     starts = np.cumsum(lengths) - lengths
-    for i, token in enumerate(doc):
-        rows = pieces[starts[i] : starts[i] + lengths[i]]
-        assert len(rows) >= 1
-        np.testing.assert_allclose(doc.tensor[i], data.last_hidden_state[rows].mean(0), atol=1e-6)
-        if not token.is_space:
-            # the token's pieces cover its characters
-            offsets = [o for o in _offsets(nlp, doc.text)[rows]]
-            assert min(o[0] for o in offsets) <= token.idx + 1
-            assert max(o[1] for o in offsets) >= token.idx + len(token.text) - 1
-
-
-def _offsets(nlp, text):
-    tokenizer = tokenizer_of(nlp.get_pipe("longformer_encoder").model)
-    return np.asarray(tokenizer.encode(text).offsets)
+    rows = [pieces[s : s + n].tolist() for s, n in zip(starts, lengths, strict=True)]
+    assert rows == expected_rows
+    states = _hf_states(model, tokenizer(text)["input_ids"])
+    expected = np.stack([states[row].mean(0) for row in expected_rows]) if len(doc) else np.zeros((0, 32))
+    assert doc.tensor.shape == (len(doc), 32)
+    np.testing.assert_allclose(doc.tensor, expected, atol=1e-4)
 
 
 def test_long_document_windows_match_transformers_per_window(nlp, hf):
@@ -150,21 +153,24 @@ def test_max_batch_pieces_bounds_each_forward_without_changing_results(tiny_chec
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
-def test_global_attention_from_a_span_group(tiny_checkpoint, hf):
-    model, _ = hf
+def test_global_attention_from_a_span_group(perturbed_checkpoint, hf):
+    """The span's pieces (found from transformers' offsets) are global, and the states are
+    transformers' with that global mask."""
+    model, tokenizer = hf
     nlp = spacy.blank("en")
     getter = {"@misc": "spacy-longformer.global_attention.v1", "cls": False, "spans_key": "topics"}
     encoder = nlp.add_pipe(
-        "longformer_encoder", config={"model": {"name": str(tiny_checkpoint), "global_attention": getter}}
+        "longformer_encoder",
+        config={"model": {"name": str(perturbed_checkpoint), "global_attention": getter}},
     )
     nlp.initialize()
-    doc = nlp.make_doc("The parties agree on payment terms and on delivery dates.")
-    doc.spans["topics"] = [Span(doc, 4, 6)]
+    doc = nlp.make_doc("The parties agree on  payment terms and on delivery dates.")
+    doc.spans["topics"] = [Span(doc, 4, 7)]  # "  payment terms": a whitespace token inside
     doc = encoder(doc)
     data = doc._.longformer
-    glob = np.flatnonzero(data.global_attention_mask)
-    assert len(glob) >= 2 and 0 not in glob
-    expected = _hf_states(model, data.input_ids.tolist(), glob.tolist())
+    glob = global_pieces(doc_token_pieces(tokenizer, doc), range(4, 7), cls=False)
+    assert np.flatnonzero(data.global_attention_mask).tolist() == glob and len(glob) >= 3
+    expected = _hf_states(model, tokenizer(doc.text)["input_ids"], glob)
     assert np.abs(data.last_hidden_state - expected).max() <= 1e-4
     # an absent group means no global tokens
     assert encoder(nlp.make_doc("No topics here."))._.longformer.global_attention_mask.sum() == 0
@@ -218,6 +224,45 @@ def test_uninitialized_and_missing_checkpoint_errors(tmp_path):
         nlp("text")
     with pytest.raises(ValueError, match=r"LF121.*missing.*does not exist"):
         nlp.initialize()
+
+
+def test_mixed_precision_reaches_the_shim_and_changes_nothing_on_cpu(perturbed_checkpoint, monkeypatch):
+    """``mixed_precision`` is thinc's CUDA autocast flag: the encoder's shim holds it, and every
+    forward pass (predict and training) runs inside ``autocast("cuda", enabled=True)``. On the CPU
+    that autocast does nothing: states and gradients are those of ``mixed_precision = false``."""
+    calls = []
+
+    class RecordingAutocast(torch.autocast):
+        def __init__(self, device_type, *args, **kwargs):
+            calls.append((device_type, kwargs.get("enabled", args[1] if len(args) > 1 else True)))
+            super().__init__(device_type, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "autocast", RecordingAutocast)
+    monkeypatch.setattr(torch.amp, "autocast", RecordingAutocast)
+    docs = [TEXTS[0], synthetic_text(80, seed=8)]
+    results = {}
+    for mixed in (False, True):
+        nlp = spacy.blank("en")
+        config = {"name": str(perturbed_checkpoint), "mixed_precision": mixed, "max_window_pieces": 40}
+        encoder = nlp.add_pipe("longformer_encoder", config={"model": config}).model
+        nlp.initialize()
+        assert encoder.shims[0]._mixed_precision is mixed
+        calls.clear()
+        no_cuda = mixed and not torch.cuda.is_available()
+        with pytest.warns(UserWarning, match="CUDA") if no_cuda else contextlib.nullcontext():
+            states = [d.last_hidden_state for d in encoder.predict([nlp.make_doc(t) for t in docs])]
+            torch_model = no_dropout_(torch_model_of(encoder))
+            torch_model.zero_grad(set_to_none=True)
+            datas, backprop = encoder.begin_update([nlp.make_doc(t) for t in docs])
+            backprop([np.ones_like(d.last_hidden_state) for d in datas])
+        assert calls and all(call == ("cuda", mixed) for call in calls), calls
+        grads = {n: p.grad.clone() for n, p in torch_model.named_parameters() if p.grad is not None}
+        results[mixed] = (states, grads)
+    for ours, theirs in zip(results[True][0], results[False][0], strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    assert results[True][1].keys() == results[False][1].keys()
+    for name, grad in results[False][1].items():
+        assert torch.equal(results[True][1][name], grad), name
 
 
 def test_listener_trains_spacy_ner(tiny_checkpoint):
