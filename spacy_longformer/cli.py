@@ -328,3 +328,121 @@ def _read_texts(path: Path, msg: Printer) -> list[str]:
 
         return [doc.text for doc in DocBin().from_disk(path).get_docs(spacy.blank("xx").vocab)]
     return path.read_text(encoding="utf8").splitlines()
+
+
+# --- Annotating a corpus ------------------------------------------------------------------------------
+
+
+@app.command("annotate")
+def annotate_corpus(
+    pipeline: Annotated[
+        str, typer.Argument(help="Saved pipeline folder (nlp.to_disk, spacy train) or installed package.")
+    ],
+    input_path: Annotated[
+        Path,
+        typer.Argument(
+            help='JSONL file ({"text": ..., "meta": {...}} a line), .txt or .spacy file, or a folder of them.'
+        ),
+    ],
+    output: Annotated[
+        Path, typer.Argument(help="Folder for the .spacy shards and manifest.json; a rerun resumes it.")
+    ],
+    num_actors: Annotated[
+        int, typer.Option("--num-actors", help="Ray actors, each holding the pipeline once.")
+    ] = 1,
+    gpus_per_actor: Annotated[
+        float, typer.Option("--gpus-per-actor", help="GPUs per actor (0.5: two share one); needs CuPy.")
+    ] = 0.0,
+    cpus_per_actor: Annotated[
+        float, typer.Option("--cpus-per-actor", help="CPUs per actor, which are its torch threads.")
+    ] = 1.0,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Docs per nlp.pipe batch in an actor.")
+    ] = 16,
+    shard_size: Annotated[
+        int,
+        typer.Option(
+            "--shard-size", help="Records per shard: the unit of output, retry and resume, held by one actor."
+        ),
+    ] = 100,
+    text_key: Annotated[str, typer.Option("--text-key", help="Key of the text in JSONL records.")] = "text",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            help="Ray cluster to join (HEAD:6379, ray://HEAD:10001); default: Ray on this machine.",
+        ),
+    ] = None,
+) -> None:
+    """Annotate a corpus with a saved pipeline on Ray Data: sharded, resumable, nothing lost.
+
+    Writes OUTPUT/shard-NNNNNN.spacy (DocBins with user data: each record's meta, other fields and
+    its source and line) and OUTPUT/manifest.json (counts, timings, actors' peak memory, and every
+    record that failed, with its 1-based line, source and error). Rerun the same command to resume
+    an interrupted run: written shards are skipped. Exits 1 if a shard's worker died on every
+    attempt (a rerun retries it).
+    """
+    from .annotate import MANIFEST, annotate
+
+    msg = Printer()
+    try:
+        manifest = annotate(
+            pipeline,
+            input_path,
+            output,
+            num_actors=num_actors,
+            gpus_per_actor=gpus_per_actor,
+            cpus_per_actor=cpus_per_actor,
+            batch_size=batch_size,
+            shard_size=shard_size,
+            text_key=text_key,
+            address=address,
+        )
+    except (ImportError, ValueError, RuntimeError) as error:
+        msg.fail(str(error), exits=1)
+    counts, timings = manifest["counts"], manifest["timings"]
+    resumed = f", {counts['shards_resumed']:,} of them from earlier runs" if counts["shards_resumed"] else ""
+    msg.good(
+        f"{counts['written']:,} of {counts['records']:,} records annotated into {output}: "
+        f"{counts['shards_written']:,} of {counts['shards']:,} shards{resumed}"
+    )
+    msg.table(
+        [
+            ("docs this run", f"{timings['docs']:,}"),
+            ("tokens this run", f"{timings['tokens']:,}"),
+            ("docs/s", f"{timings['docs_per_second']:.2f}"),
+            ("tokens/s", f"{timings['tokens_per_second']:,.0f}"),
+            (
+                "seconds: start-up, annotating",
+                f"{timings['startup_seconds']:.1f}, {timings['annotate_seconds']:.1f}",
+            ),
+        ],
+        divider=True,
+    )
+    if manifest["actors"]:
+        rows = [
+            (
+                actor["actor"][:12],
+                actor["node"],
+                actor["shards"],
+                actor["docs"],
+                f"{actor['docs'] / actor['seconds']:.2f}" if actor["seconds"] else "-",
+                f"{actor['peak_rss_bytes'] / 2**20:,.0f}",
+                f"{actor.get('peak_gpu_bytes', 0) / 2**20:,.0f}",
+            )
+            for actor in manifest["actors"]
+        ]
+        header = ("actor", "node", "shards", "docs", "docs/s busy", "peak RSS MiB", "peak GPU MiB")
+        msg.table(rows, header=header, divider=True)
+    if counts["failed"]:
+        msg.warn(
+            f'{counts["failed"]:,} records failed: "failed" in {output / MANIFEST} lists each, for example:'
+        )
+        for entry in manifest["failed"][:3]:
+            msg.text(f"  {entry['source']} line {entry['line']}: {entry['error']}")
+    if not manifest["complete"]:
+        msg.fail(
+            f"{counts['shards_lost']:,} shards were not written: their worker died on every attempt. "
+            "Rerun the same command to retry them.",
+            exits=1,
+        )

@@ -388,6 +388,47 @@ class Errors(metaclass=_ErrorsWithCodes):
         "`nlp.initialize()` (`[initialize.components.{name}.labels]`, or train from a base checkpoint so "
         "labels come from the data)."
     )
+    # Annotating a corpus on Ray: `annotate` (LF180-LF189)
+    LF180 = (
+        "`annotate` runs on Ray, which is not installed ({error}). Install it with "
+        '`pip install "spacy-longformer[ray]"` (or `pip install "ray[data]"`; with --address, the '
+        "Ray version the cluster runs)."
+    )
+    LF181 = (
+        "Can't find the pipeline {pipeline!r}: {problem}. Give the folder that `nlp.to_disk` or "
+        "`spacy train` wrote (it holds config.cfg and meta.json), or the name of an installed "
+        "pipeline package."
+    )
+    LF182 = (
+        'Can\'t annotate {path}: {problem}. Give a JSONL file (one {{"text": ..., "meta": {{...}}}} '
+        "a line), a .txt file (one document), a .spacy file, or a folder of them."
+    )
+    LF183 = (
+        'Can\'t annotate {path}: {found}. Supported: .jsonl (one {{"text": ..., "meta": {{...}}}} '
+        "a line), .txt (one document a file) and .spacy (DocBin) files, or a folder holding them "
+        "(searched recursively, hidden files skipped)."
+    )
+    LF184 = (
+        "OUTPUT {output} holds shards of another run: its manifest.json was written for {what} "
+        "{old!r}, this run has {new!r}. Annotate into a new OUTPUT folder, rerun with the same "
+        "input, pipeline and options, or delete {output} to start over."
+    )
+    LF185 = "Can't write to OUTPUT {output}: {problem}. Choose a new or empty folder, outside INPUT."
+    LF186 = "`{option}` must be {expected}, got {value!r}. See `python -m spacy_longformer annotate --help`."
+    LF187 = (
+        "The Ray actors could not load the pipeline {pipeline}: {error}. Every node must see the "
+        "pipeline at this path (or have its package installed) and have spacy-longformer installed; "
+        'with --gpus-per-actor, also CuPy (`pip install "spacy[cuda12x]"`).'
+    )
+    LF188 = (
+        "Can't join the Ray cluster at {address!r}: {error}. Start it with `ray start --head` (then "
+        "`ray start --address HEAD:6379` on the other nodes), or leave out --address to run on this "
+        "machine."
+    )
+    LF189 = (
+        "{where} has {have} {resource}s, but {num_actors} actors of {per_actor} {resource} each need "
+        "{need}: the pool would wait for actors forever. Lower --num-actors or {option}."
+    )
 
 
 class Warnings(metaclass=_ErrorsWithCodes):
