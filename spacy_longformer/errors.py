@@ -388,6 +388,85 @@ class Errors(metaclass=_ErrorsWithCodes):
         "`nlp.initialize()` (`[initialize.components.{name}.labels]`, or train from a base checkpoint so "
         "labels come from the data)."
     )
+    # The masked LM: fill-mask, continued pretraining, attention maps (LF160-LF179)
+    LF160 = (
+        "`fill_mask` got {problem}. Give a checkpoint folder alone (its tokenizer is read from it), "
+        "or a loaded `LongformerForMaskedLM` with `tokenizer=` its `LongformerTokenizer`."
+    )
+    LF161 = (
+        "`fill_mask` takes a checkpoint folder or a `LongformerForMaskedLM`, got {type_name}. Pass the "
+        "folder, or load it with `LongformerForMaskedLM.from_pretrained(path)`."
+    )
+    LF162 = (
+        "The text has no mask token {mask!r}, so there is nothing to fill (text: {text!r:.80}). Put "
+        "{mask} where the word to predict goes, e.g. 'The lease was {mask} by both parties.'"
+    )
+    LF163 = (
+        "Checkpoint {path} has no masked-LM head (config.json's `architectures`: {architectures}; no "
+        "`lm_head` weights), so its predictions would be random. Use a `LongformerForMaskedLM` "
+        "checkpoint: one that `python -m spacy_longformer pretrain` wrote, or one that `convert-roberta` "
+        "made from a `RobertaForMaskedLM` checkpoint (such as roberta-base)."
+    )
+    LF164 = "`{name}` must be a number {interval}, got {value!r}. Fix the option."
+    LF165 = (
+        "Unknown precision {value!r}. Use `auto` (bf16 autocast on a CUDA device that supports it, "
+        "float32 elsewhere), `fp32` or `bf16`."
+    )
+    LF166 = (
+        "Can't read the corpus {path}: pretraining reads {suffixes} files. Convert it to JSONL, one "
+        '{{"text": ...}} a line, or to a .txt file with one document a line.'
+    )
+    LF167 = (
+        'Line {line} of {path} is not a document: expected an object with a string "text", found '
+        '{found}. Give each line as {{"text": "..."}}.'
+    )
+    LF168 = (
+        "The corpus holds {n_docs} non-empty document(s); pretraining needs at least 2, one to train "
+        "on and one held out for evaluation. Add documents to the corpus."
+    )
+    LF169 = (
+        "Can't resume: {path} holds no training state (`training-state/state.json`). Run without "
+        "`--resume` to start, or point OUTPUT to the folder of the run to continue."
+    )
+    LF170 = (
+        "`max_length` {value} is more than the position table of {path} holds ({limit} pieces). Use "
+        "`--max-length {limit}` or less, or convert with a longer `convert-roberta --max-length`."
+    )
+    LF171 = (
+        "Can't resume the run in {path} with other settings, which would not continue it: {changed}. "
+        "Pass the options the run started with (its `training-state/state.json` lists them), or "
+        "start a new run in another OUTPUT folder."
+    )
+    LF172 = (
+        "OUTPUT {path} is the checkpoint being pretrained; writing there would overwrite it. Pick "
+        "another OUTPUT folder."
+    )
+    LF173 = (
+        "Can't pretrain into {path}: {found}. Pick a new or empty folder, pass `--resume` to continue "
+        "the run saved there, or `--force` (`force=True`) to delete what it holds first."
+    )
+    LF174 = (
+        "Found no Longformer encoder in {found}. Pass a pipeline with a `longformer_encoder` or a "
+        "`longformer_*` task component (after `nlp.initialize()` or `spacy.load`), the component "
+        "itself, or its encoder model (`spacy-longformer.LongformerEncoder.v1`)."
+    )
+    LF175 = (
+        "`{name}` {value!r} is out of range: the model has {count} ({name} 0 to {last}, or -1 for the last)."
+    )
+    LF176 = (
+        "Token {value!r} is not a token or a non-empty span of this doc ({n_tokens} tokens). Pass "
+        "`doc[i]`, `doc[i:j]`, a token index, or '<s>' for the first window's `<s>`."
+    )
+    LF177 = (
+        "The doc carries no attention map of layer {layer}, head {head}. Compute it first with "
+        "`attention_map(nlp, doc, layer={layer}, head={head}, attach=True)`, or pass `nlp=` to "
+        "`plot_attention`."
+    )
+    LF178 = (
+        'Plotting attention needs matplotlib: `pip install "spacy-longformer[plot]"` (or `pip install '
+        "matplotlib`)."
+    )
+
     # Annotating a corpus on Ray: `annotate` (LF180-LF189)
     LF180 = (
         "`annotate` runs on Ray, which is not installed ({error}). Install it with "
