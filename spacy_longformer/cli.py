@@ -600,3 +600,101 @@ def annotate_corpus(
             "Rerun the same command to retry them.",
             exits=1,
         )
+
+
+# --- Export -----------------------------------------------------------------------------------------
+
+
+@app.command("export")
+def export(
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="HF checkpoint folder (config.json + model.safetensors) or saved pipeline folder (nlp.to_disk)."
+        ),
+    ],
+    out: Annotated[Path, typer.Argument(help="Folder for model.onnx, config.json and the tokenizer files.")],
+    export_format: Annotated[str, typer.Option("--format", help="onnx (torch-export: not yet).")] = "onnx",
+    dtype: Annotated[str, typer.Option("--dtype", help="Weights' dtype: fp32 (bf16: not yet).")] = "fp32",
+    quantize: Annotated[
+        str | None,
+        typer.Option(
+            "--quantize", help="int8: also write OUT/model.int8.onnx (dynamic int8 MatMul weights)."
+        ),
+    ] = None,
+    component: Annotated[
+        str | None,
+        typer.Option("--component", help="With a pipeline: whose encoder (default: the first that has one)."),
+    ] = None,
+    opset: Annotated[int, typer.Option("--opset", min=18, help="ONNX opset.")] = 18,
+) -> None:
+    """Export a Longformer encoder (or a checkpoint's supported head) to ONNX for onnxruntime.
+
+    Writes OUT/model.onnx (inputs input_ids, attention_mask, global_attention_mask: int64 (batch,
+    seq), any batch, length and number of global tokens; output last_hidden_state, plus a head
+    checkpoint's logits) with config.json and the tokenizer files beside it. From a pipeline the
+    encoder of a longformer_encoder or longformer_* component is exported (a task's head is not).
+    --quantize int8 keeps model.onnx and adds model.int8.onnx: smaller, faster on CPU, not exact
+    (activations are quantized per batch, so a doc's states also move a little with its batch).
+    Run it in spaCy with the encoder's `backend = "onnxruntime"` and `onnx_path = "OUT/model.onnx"`.
+    """
+    import logging
+    import shutil
+
+    from .errors import Errors
+
+    msg = Printer()
+    for option, value, supported in (
+        ("--format", export_format, ("onnx",)),
+        ("--dtype", dtype, ("fp32",)),
+        ("--quantize", quantize or "int8", ("int8",)),
+    ):
+        if value not in supported:
+            msg.fail(Errors.LF199.format(option=option, value=value, supported=", ".join(supported)), exits=1)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads (see `demo`)
+    from .model.export import ONNX_NAME, export_onnx, quantize_int8
+
+    folder = source
+    if (source / "config.cfg").is_file():  # a saved pipeline: its components keep encoders in NAME/encoder
+        from spacy.util import load_config
+
+        names = list(load_config(source / "config.cfg", interpolate=False)["nlp"]["pipeline"])
+        found = [name for name in names if (source / name / "encoder" / "config.json").is_file()]
+        if component is not None:
+            found = [name for name in found if name == component]
+        if not found:
+            what = f"component {component!r} of " if component else "the components of "
+            msg.fail(Errors.LF174.format(found=f"{what}the pipeline {source} ({', '.join(names)})"), exits=1)
+        folder = source / found[0] / "encoder"
+        msg.info(f"Exporting the encoder of component {found[0]!r} ({folder})")
+    start = time.perf_counter()
+    try:
+        if (folder / ONNX_NAME).is_file():  # an encoder saved with backend = "onnxruntime": its graph
+            out.mkdir(parents=True, exist_ok=True)
+            for file in folder.iterdir():
+                if file.is_file():
+                    shutil.copyfile(file, out / file.name)
+            onnx_path = out / ONNX_NAME
+            msg.info(f"{folder} already holds an ONNX graph: copied it")
+        else:
+            onnx_path = export_onnx(folder, out, opset=opset)
+    except (OSError, ValueError) as error:
+        msg.fail(str(error), exits=1)
+    msg.good(
+        f"Wrote {onnx_path} ({onnx_path.stat().st_size / 2**20:,.1f} MiB) in {time.perf_counter() - start:.1f}s"
+    )
+    if quantize:
+        start = time.perf_counter()
+        logging.disable(logging.WARNING)  # onnxruntime's quantizer warns on every non-float tensor
+        try:
+            int8_path = quantize_int8(onnx_path, out / "model.int8.onnx")
+        except ImportError as error:
+            msg.fail(str(error), exits=1)
+        finally:
+            logging.disable(logging.NOTSET)
+        msg.good(
+            f"Wrote {int8_path} ({int8_path.stat().st_size / 2**20:,.1f} MiB, int8) in "
+            f"{time.perf_counter() - start:.1f}s"
+        )
+    msg.text(f"Files in {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
+    msg.text(f'Run it in spaCy: backend = "onnxruntime", onnx_path = "{onnx_path}" in the encoder\'s block')

@@ -508,6 +508,50 @@ class Errors(metaclass=_ErrorsWithCodes):
         "{where} has {have} {resource}s, but {num_actors} actors of {per_actor} {resource} each need "
         "{need}: the pool would wait for actors forever. Lower --num-actors or {option}."
     )
+    # ONNX export (LF190-LF199)
+    LF190 = (
+        "Can't export a {model} to ONNX: the graph supports {supported}. Export its encoder "
+        "(`model.longformer`) instead, or a checkpoint with one of those heads."
+    )
+    LF191 = (
+        "Can't export {path}: it has no config.json. Pass a checkpoint folder (config.json + "
+        "weights), e.g. one written by `save_pretrained`."
+    )
+    LF192 = "int8 quantization needs onnxruntime ({error}). Install it with `pip install onnxruntime`."
+    LF193 = (
+        'The encoder `{setting}` runs on onnxruntime (`backend = "onnxruntime"`), which has no '
+        'backward pass, so it can\'t be trained. Train with `backend = "torch"` and export afterwards '
+        "(`python -m spacy_longformer export PIPELINE OUT --format onnx`), or keep the encoder fixed: "
+        "list its component in `[training] frozen_components` and `annotating_components`."
+    )
+    LF194 = (
+        '`backend = "onnxruntime"` needs onnxruntime ({error}). Install it with `pip install '
+        'onnxruntime` (`onnxruntime-gpu` for CUDA), or set the encoder\'s `backend = "torch"`.'
+    )
+    LF195 = (
+        "Can't load the ONNX graph {path}: {error} Export one with `python -m spacy_longformer export "
+        "CHECKPOINT OUT --format onnx` and set the encoder's `onnx_path` to OUT/model.onnx (or leave "
+        "it null to export the checkpoint `name` at initialize)."
+    )
+    LF196 = (
+        "The ONNX graph {path} doesn't fit the encoder: {problem} (found {found}). The encoder needs "
+        "inputs input_ids, attention_mask, global_attention_mask (int64) and output "
+        "last_hidden_state of the checkpoint `name`: export that checkpoint with `python -m "
+        "spacy_longformer export CHECKPOINT OUT --format onnx`."
+    )
+    LF197 = (
+        "The encoder `{setting}` runs on onnxruntime and has no torch model, which {what} needs. Use "
+        'a pipeline whose encoder has `backend = "torch"` (the one that was exported).'
+    )
+    LF198 = (
+        "{path} holds an ONNX graph (model.onnx) but no torch weights (model.safetensors): the "
+        'pipeline was saved with `backend = "onnxruntime"`. Load it with that backend (its '
+        "config.cfg has it), or save the pipeline from a torch one to get torch weights."
+    )
+    LF199 = (
+        "`export {option} {value}` is not supported (yet): use {supported}. See `python -m "
+        "spacy_longformer export --help`."
+    )
 
 
 class Warnings(metaclass=_ErrorsWithCodes):

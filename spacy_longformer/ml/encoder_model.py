@@ -3,9 +3,16 @@ List[LongformerData]; here it is built, given its checkpoint, and serialized.
 
 Weights arrive at ``initialize`` from the checkpoint folder ``name``, or from a saved pipeline;
 construction reads nothing from disk. ``planning`` plans each doc and ``running`` runs them.
+
+``backend = "onnxruntime"`` runs an exported graph (``model/export.py``) instead of the torch
+forward, for inference only: the shim then holds an ``OnnxEncoder``, a module without parameters
+whose forward is an onnxruntime session (``onnx_backend``), so planning, batching and merging are
+the same code for both backends. Such an encoder saves its graph (``model.onnx``), config and
+tokenizer, no torch weights.
 """
 
 import logging
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,15 +23,22 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, PyTorchGradScaler, PyTorchShim, get_torch_default_device
+from torch import nn
 
 from ..errors import Errors, Warnings
 from ..model import LongformerConfig, LongformerModel
 from ..model.attention import ATTN_IMPLEMENTATIONS
+from ..model.hf_checkpoint import CONFIG_NAME
+from ..model.output import LongformerOutput
 from ..tokenization import LongformerTokenizer
 from .global_attention import GlobalAttentionGetter, configure_global_attention
+from .onnx_backend import OnnxRunner
 from .running import EncoderModel, encoder_forward, section_of
 
 logger = logging.getLogger(__name__)
+
+BACKENDS = ("torch", "onnxruntime")
+ONNX_NAME = "model.onnx"  # the graph's file in a saved encoder folder (as `export` names it)
 
 
 @registry.architectures("spacy-longformer.LongformerEncoder.v1")
@@ -39,6 +53,8 @@ def build_longformer_encoder_v1(
     attn_implementation: str = "auto",
     gradient_checkpointing: bool = False,
     question_key: str | None = None,
+    backend: str = "torch",
+    onnx_path: str | None = None,
 ) -> EncoderModel:
     """A Longformer checkpoint folder as a thinc Model.
 
@@ -50,6 +66,12 @@ def build_longformer_encoder_v1(
         lengths. mixed_precision / grad_scaler_config: as thinc's PyTorch wrappers (CUDA autocast).
     question_key: read docs as QA docs, ``<s> question </s></s> context </s>`` with the question
         taken from ``doc.spans[question_key]`` and repeated in every window.
+    backend: ``"torch"``, or ``"onnxruntime"`` to run an exported graph (inference only; needs
+        ``pip install onnxruntime``). onnx_path: that graph, e.g. ``OUT/model.onnx`` of ``python -m
+        spacy_longformer export`` (or its ``model.int8.onnx``); null: ``model.onnx`` in the folder
+        ``name``, else ``name`` exported at ``initialize``. Config and tokenizer come from ``name``
+        (or, with ``name`` empty, the graph's folder). Unused with ``backend = "torch"``; a saved
+        pipeline keeps its graph and reads neither.
     """
     for key, value, minimum in (
         ("window_overlap", window_overlap, 0),
@@ -63,12 +85,15 @@ def build_longformer_encoder_v1(
         raise ValueError(
             Errors.LF123.format(name="attn_implementation", expected=expected, value=attn_implementation)
         )
+    if backend not in BACKENDS:
+        expected = "one of " + ", ".join(map(repr, BACKENDS))
+        raise ValueError(Errors.LF123.format(name="backend", expected=expected, value=backend))
     shim = LongformerShim(
         None, tokenizer=None, mixed_precision=mixed_precision, grad_scaler_config=grad_scaler_config or {}
     )
     return Model(
         "longformer_encoder",
-        encoder_forward,
+        encoder_forward if backend == "torch" else _inference_forward,
         init=_init,
         dims={"nO": None},
         shims=[shim],
@@ -81,6 +106,8 @@ def build_longformer_encoder_v1(
             "attn_implementation": attn_implementation,
             "gradient_checkpointing": gradient_checkpointing,
             "question_key": question_key,
+            "backend": backend,
+            "onnx_path": onnx_path,
             # Where this block sits in the pipeline's config (set by its component), for messages.
             "config_section": None,
             # spaCy's replace_listeners: what takes the place of a listener's config block.
@@ -131,6 +158,8 @@ class LongformerShim(PyTorchShim):
         self._grad_scaler.to_(device)
 
     def begin_update(self, inputs: ArgsKwargs) -> tuple[Any, Callable[[ArgsKwargs], ArgsKwargs]]:
+        if isinstance(self._model, OnnxEncoder):  # the encoder's forward says so first, with its block
+            raise ValueError(Errors.LF193.format(setting="[<the encoder block>]"))
         self._model.train()
         with torch.autocast("cuda", enabled=self._mixed_precision):
             output = self._model(*inputs.args, **inputs.kwargs)
@@ -156,20 +185,81 @@ class LongformerShim(PyTorchShim):
     def to_bytes(self) -> bytes:
         if self._model is None:
             raise ValueError(Errors.LF120.format(setting="[<the encoder block>] name"))
-        return srsly.msgpack_dumps(
-            {
-                "config": self.cfg,
-                "state": _torch_to_bytes(self._model),
-                "tokenizer": self.tokenizer.to_bytes(),
-            }
-        )
+        if isinstance(self._model, OnnxEncoder):
+            weights = {"onnx": self._model.runner.graph, "model_config": self._model.config.to_dict()}
+        else:
+            weights = {"state": _torch_to_bytes(self._model)}
+        return srsly.msgpack_dumps({"config": self.cfg, **weights, "tokenizer": self.tokenizer.to_bytes()})
 
     def from_bytes(self, bytes_data: bytes) -> "LongformerShim":
         msg = srsly.msgpack_loads(bytes_data)
         self.cfg = msg["config"]
-        model = _torch_from_bytes(None, msg["state"], get_torch_default_device())
+        if "onnx" in msg:
+            config = LongformerConfig.from_dict(msg["model_config"])
+            model = onnx_encoder(config, msg["onnx"], source="the saved encoder's graph")
+        else:
+            model = _torch_from_bytes(None, msg["state"], get_torch_default_device())
         self.set_model(model, LongformerTokenizer.from_bytes(msg["tokenizer"]))
         return self
+
+
+class OnnxEncoder(nn.Module):
+    """An exported graph in the torch encoder's place (``backend = "onnxruntime"``).
+
+    No parameters: the weights live in the graph, which ``runner`` (``onnx_backend.OnnxRunner``)
+    runs. ``forward`` takes what ``running.encoder_forward`` gives ``LongformerModel`` (int64
+    (batch, seq) ``input_ids``, ``attention_mask``, ``global_attention_mask``) and returns its
+    ``last_hidden_state`` (batch, seq, hidden) float32 on the inputs' device. ``config`` is the
+    checkpoint's, for the planning (window, padding id, width).
+    """
+
+    def __init__(self, config: LongformerConfig, runner: OnnxRunner) -> None:
+        super().__init__()
+        self.config = config
+        self.runner = runner
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, global_attention_mask: torch.Tensor
+    ) -> LongformerOutput:
+        hidden = self.runner.run(
+            input_ids.cpu().numpy(), attention_mask.cpu().numpy(), global_attention_mask.cpu().numpy()
+        )
+        return LongformerOutput(last_hidden_state=torch.from_numpy(hidden).to(input_ids.device))
+
+
+def onnx_encoder(config: LongformerConfig, graph: bytes, *, source: str) -> OnnxEncoder:
+    """An ``OnnxEncoder`` of the graph's bytes, checked against the checkpoint's ``config``. Its
+    session takes torch's thread count (one per forked worker, see ``ml/__init__.py``), and
+    onnxruntime's CUDA provider when thinc runs on a GPU and onnxruntime has one."""
+    runner = OnnxRunner(
+        graph,
+        threads=torch.get_num_threads(),
+        cuda=get_torch_default_device().type == "cuda",
+        source=source,
+    )
+    width = runner.hidden_size()
+    if width is not None and width != config.hidden_size:
+        problem = f"its states are {width} wide, the checkpoint's `hidden_size` is {config.hidden_size}"
+        raise ValueError(Errors.LF196.format(path=source, problem=problem, found=f"width {width}"))
+    return OnnxEncoder(config, runner)
+
+
+def export_for_onnxruntime(torch_model: LongformerModel) -> OnnxEncoder:
+    """The torch encoder exported (``model/export.py``) and loaded into onnxruntime."""
+    from ..model.export import export_onnx
+
+    with tempfile.TemporaryDirectory() as folder:
+        graph = export_onnx(torch_model, folder).read_bytes()
+    return onnx_encoder(torch_model.config, graph, source="the encoder, exported at load")
+
+
+def _inference_forward(
+    model: EncoderModel, docs: list, is_train: bool
+) -> tuple[list, Callable[[list], list]]:
+    """The forward of ``backend = "onnxruntime"``: ``running.encoder_forward``, for inference only."""
+    if is_train:
+        raise ValueError(Errors.LF193.format(setting=section_of(model)))
+    return encoder_forward(model, docs, is_train)
 
 
 @registry.callbacks("spacy-longformer.allow_tf32.v1")
@@ -202,6 +292,9 @@ def replace_listener_cfg(encoder_cfg: dict[str, Any], listener_cfg: dict[str, An
 
 def _init(model: EncoderModel, X: Any = None, Y: Any = None) -> None:
     """Load the checkpoint named by ``name`` (weights, config and tokenizer), afresh each time."""
+    if model.attrs.get("backend") == "onnxruntime":
+        _init_onnx(model)
+        return
     path = model.attrs["name"]
     if not path:
         raise ValueError(Errors.LF141.format(setting=name_setting(model)))
@@ -213,15 +306,81 @@ def _init(model: EncoderModel, X: Any = None, Y: Any = None) -> None:
     attach(model, torch_model, tokenizer)
 
 
+def _init_onnx(model: EncoderModel) -> None:
+    """Config and tokenizer from ``name`` (or the graph's folder), the graph from ``onnx_path`` (or
+    ``name/model.onnx``, else ``name`` exported now)."""
+    name, onnx_path = model.attrs["name"], model.attrs["onnx_path"]
+    folder = Path(name) if name else Path(onnx_path).parent if onnx_path else None
+    if folder is None:
+        raise ValueError(Errors.LF141.format(setting=name_setting(model)))
+    try:
+        config = LongformerConfig.from_json_file(folder / CONFIG_NAME)
+        tokenizer = LongformerTokenizer.from_pretrained(folder)
+    except (OSError, ValueError) as err:
+        raise ValueError(
+            Errors.LF121.format(path=str(folder), setting=name_setting(model), error=err)
+        ) from err
+    graph_file = Path(onnx_path) if onnx_path else folder / ONNX_NAME
+    if onnx_path is None and not graph_file.is_file():
+        logger.info("%s has no %s: exporting it for onnxruntime (set `onnx_path` to skip)", folder, ONNX_NAME)
+        try:
+            torch_model = LongformerModel.from_pretrained(folder, add_pooling_layer=False)
+        except (OSError, ValueError) as err:
+            raise ValueError(
+                Errors.LF121.format(path=str(folder), setting=name_setting(model), error=err)
+            ) from err
+        attach(model, export_for_onnxruntime(torch_model), tokenizer)
+        return
+    _check_graph_config(graph_file, config, folder)
+    attach(model, onnx_encoder(config, _read_graph(graph_file), source=str(graph_file)), tokenizer)
+
+
+def _read_graph(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ValueError(Errors.LF195.format(path=path, error=error)) from error
+
+
+def _check_graph_config(graph_file: Path, config: LongformerConfig, folder: Path) -> None:
+    """The config.json that ``export`` writes beside a graph must be the checkpoint's (``name``):
+    another model's graph would run, and give wrong states."""
+    beside = graph_file.parent / CONFIG_NAME
+    if graph_file.parent.resolve() == folder.resolve() or not beside.is_file():
+        return
+    theirs = LongformerConfig.from_json_file(beside)
+    keys = ("vocab_size", "hidden_size", "num_hidden_layers", "attention_window", "max_position_embeddings")
+    differ = [key for key in keys if getattr(theirs, key) != getattr(config, key)]
+    if differ:
+        problem = f"its {beside} differs from the checkpoint {folder}'s in " + ", ".join(differ)
+        raise ValueError(Errors.LF196.format(path=graph_file, problem=problem, found="another model's graph"))
+
+
 def name_setting(model: EncoderModel) -> str:
     """Where the encoder's ``name`` is set, for messages."""
     return f"{section_of(model)} name"
 
 
-def attach(model: EncoderModel, torch_model: LongformerModel, tokenizer: LongformerTokenizer) -> None:
-    """Give the thinc Model its PyTorch encoder and tokenizer (at initialize or deserialization)."""
-    torch_model.set_attn_implementation(model.attrs["attn_implementation"])
-    torch_model.gradient_checkpointing = model.attrs["gradient_checkpointing"]
+def attach(
+    model: EncoderModel,
+    torch_model: LongformerModel | OnnxEncoder,
+    tokenizer: LongformerTokenizer,
+    *,
+    source: str = "The saved encoder",
+) -> None:
+    """Give the thinc Model its PyTorch encoder and tokenizer (at initialize or deserialization).
+
+    With ``backend = "onnxruntime"`` a torch encoder is exported first; an ``OnnxEncoder`` (from
+    ``source``) can't serve ``backend = "torch"``: it has no weights to train or read.
+    """
+    onnx = model.attrs.get("backend") == "onnxruntime"
+    if isinstance(torch_model, OnnxEncoder) and not onnx:
+        raise ValueError(Errors.LF198.format(path=source))
+    if onnx and not isinstance(torch_model, OnnxEncoder):
+        torch_model = export_for_onnxruntime(torch_model)
+    if not onnx:
+        torch_model.set_attn_implementation(model.attrs["attn_implementation"])
+        torch_model.gradient_checkpointing = model.attrs["gradient_checkpointing"]
     _check_window_settings(model, torch_model.config.max_tokens - 2)
     model.shims[0].set_model(torch_model, tokenizer)
     model.set_dim("nO", torch_model.config.hidden_size, force=True)
@@ -250,6 +409,10 @@ def is_loaded(model: EncoderModel) -> bool:
 def torch_model_of(model: EncoderModel) -> LongformerModel:
     if not is_loaded(model):
         raise ValueError(Errors.LF120.format(setting=name_setting(model)))
+    if isinstance(model.shims[0]._model, OnnxEncoder):
+        raise ValueError(
+            Errors.LF197.format(setting=section_of(model), what="this (attention maps, the weights)")
+        )
     return model.shims[0]._model
 
 
@@ -260,8 +423,8 @@ def tokenizer_of(model: EncoderModel) -> LongformerTokenizer:
 
 
 def to_bytes(model: EncoderModel) -> bytes:
-    """Config, weights (safetensors) and tokenizer of an initialized encoder."""
-    torch_model_of(model)
+    """Config, weights (safetensors, or the ONNX graph) and tokenizer of an initialized encoder."""
+    tokenizer_of(model)
     return model.shims[0].to_bytes()
 
 
@@ -271,14 +434,30 @@ def from_bytes(model: EncoderModel, data: bytes) -> None:
 
 
 def to_disk(model: EncoderModel, path: Path) -> None:
-    """An HF checkpoint folder: config.json, model.safetensors and the tokenizer files."""
-    torch_model_of(model).save_pretrained(path)
-    tokenizer_of(model).save_pretrained(path)
+    """An HF checkpoint folder: config.json, model.safetensors and the tokenizer files; with
+    ``backend = "onnxruntime"``, model.onnx in place of model.safetensors (what ``export`` writes)."""
+    tokenizer = tokenizer_of(model)
+    encoder = model.shims[0]._model
+    if isinstance(encoder, OnnxEncoder):
+        path.mkdir(parents=True, exist_ok=True)
+        encoder.config.to_json_file(path / CONFIG_NAME)
+        (path / ONNX_NAME).write_bytes(encoder.runner.graph)
+    else:
+        encoder.save_pretrained(path)
+    tokenizer.save_pretrained(path)
 
 
 def from_disk(model: EncoderModel, path: Path) -> None:
-    torch_model = LongformerModel.from_pretrained(path, add_pooling_layer=False)
-    attach(model, torch_model, LongformerTokenizer.from_pretrained(path))
+    """What ``to_disk`` wrote: a folder with model.onnx is an onnxruntime encoder's."""
+    graph_file = path / ONNX_NAME
+    if graph_file.is_file():
+        if model.attrs.get("backend") != "onnxruntime":
+            raise ValueError(Errors.LF198.format(path=path))
+        config = LongformerConfig.from_json_file(path / CONFIG_NAME)
+        encoder = onnx_encoder(config, _read_graph(graph_file), source=str(graph_file))
+    else:
+        encoder = LongformerModel.from_pretrained(path, add_pooling_layer=False)
+    attach(model, encoder, LongformerTokenizer.from_pretrained(path))
 
 
 def _torch_to_bytes(torch_model: LongformerModel) -> bytes:

@@ -28,6 +28,8 @@ Implementations of the sliding window, chosen by ``attn_implementation``:
   one window and has no padding runs unmasked, which CUDA's flash kernel takes. ``gemm`` runs
   batched matmuls + softmax per head (fastest in half precision on CPU).
 ``auto`` picks by device and dtype, and ``reference`` whenever probabilities are asked for.
+``traceable_self_attention`` (at the end) gives the same numbers in ops a tracer keeps at any
+length and count of global tokens, for ONNX export (``model/export.py``); nothing eager runs it.
 """
 
 from __future__ import annotations
@@ -589,3 +591,120 @@ def _overwrite_rows(context: Tensor, rows: Tensor, tokens: GlobalTokens) -> Tens
     flat = torch.cat([context.reshape(batch * seq_len, hidden), context.new_zeros(1, hidden)])
     flat = flat.index_copy(0, tokens.flat_positions(seq_len), rows.reshape(-1, hidden).to(context.dtype))
     return flat[:-1].view(batch, seq_len, hidden)
+
+
+# --- Traceable path (ONNX export) -----------------------------------------------------------------------
+#
+# The eager paths above read tensor values on the host (``mask.longest``, the global count) to pick
+# shapes and branches; a traced graph would freeze those values. This path has the same numbers and
+# no host reads: every shape follows from the input's shape or from graph ops (the global-slot
+# count is a reduction inside the graph), with no ``as_strided``. Rows are padded to whole blocks of
+# ``one_sided`` queries; block i's window is blocks i - 1, i, i + 1 (3 * one_sided keys), a copy made
+# by three slices of the block-padded keys. It costs a little more than the fast paths (wider
+# windows, the global projections always run) and is meant for export, not for PyTorch users.
+
+
+@dataclass
+class TraceableMask:
+    """``AttentionMask`` for a traced graph: (batch, seq) booleans and the global slots.
+
+    ``global_index``: (batch, x) positions of each row's global tokens in order, 0 in empty slots;
+    ``global_valid``: (batch, x) which slots hold one; ``global_slot``: (batch, seq) each token's
+    slot (only meaningful where ``is_global``). x = max(1, the largest count in the batch), so
+    the graph never meets a zero-sized slot axis.
+    """
+
+    is_pad: Tensor
+    is_global: Tensor
+    global_index: Tensor
+    global_valid: Tensor
+    global_slot: Tensor
+
+    @classmethod
+    def from_masks(cls, attention_mask: Tensor, global_attention_mask: Tensor) -> TraceableMask:
+        """The rules of ``AttentionMask.from_masks``, in graph ops only."""
+        is_pad = attention_mask == 0
+        is_global = ((attention_mask == 2) | (global_attention_mask != 0)) & ~is_pad
+        counts = is_global.sum(dim=1)  # (batch,)
+        positions = torch.cumsum(torch.ones_like(attention_mask), dim=1) - 1  # (batch, seq)
+        # Globals first, in order: the sort keys are unique, so no stable sort is needed.
+        order = torch.argsort(torch.where(is_global, positions, positions + is_global.shape[1]), dim=1)
+        n_slots = counts.amax(dim=0).clamp(min=1)
+        # Slot ids 0 .. x - 1 as a graph-sized tensor (nonzero), never as a Python int.
+        slot_ids = torch.nonzero(positions[0] < n_slots)[:, 0]  # (x,); x <= seq since counts <= seq
+        valid = slot_ids[None, :] < counts[:, None]
+        index = order.index_select(1, slot_ids).masked_fill(~valid, 0)
+        slot = (torch.cumsum(is_global.long(), dim=1) - 1).clamp(min=0)
+        return cls(is_pad, is_global, index, valid, torch.minimum(slot, n_slots - 1))
+
+
+def traceable_local_attention(
+    query: Tensor, key: Tensor, value: Tensor, mask: TraceableMask, *, one_sided: int
+) -> Tensor:
+    """``reference_local_attention``'s context, in ops a tracer keeps whatever the input.
+
+    query (already scaled), key, value: (batch, heads, seq, head_dim) -> (batch, heads, seq,
+    head_dim). Block i of ``one_sided`` queries scores the x global keys, then its window of the
+    blocks i - 1, i, i + 1: key slot s is at distance s - one_sided - a from query a of the block.
+    """
+    batch, heads, seq_len, head_dim = query.shape
+    w = one_sided
+    # Pad by a whole block, then cut to n_blocks * w: no pad amount computed from values.
+    n_blocks = (seq_len + w - 1) // w
+    padded = n_blocks * w
+
+    def blocks(t: Tensor) -> Tensor:
+        """(..., seq, d) -> (..., n_blocks, w, d), zeros past the end. The pad is one whole block
+        (a constant) cut back to n_blocks * w, so no pad amount is computed from a shape."""
+        return nn.functional.pad(t, (0, 0, 0, w))[..., :padded, :].unflatten(-2, (-1, w))
+
+    def windows(t: Tensor) -> Tensor:
+        """(..., seq, d) -> (..., n_blocks, 3 * w, d): blocks i - 1, i, i + 1, zeros off the ends."""
+        t = nn.functional.pad(blocks(t), (0, 0, 0, 0, 1, 1))
+        return torch.cat([t[..., :-2, :, :], t[..., 1:-1, :, :], t[..., 2:, :, :]], dim=-2)
+
+    q = blocks(query)  # (batch, heads, n_blocks, w, head_dim)
+    k, v = windows(key), windows(value)  # (batch, heads, n_blocks, 3w, head_dim)
+    key_ok = windows((~(mask.is_pad | mask.is_global))[..., None])[..., 0]  # (batch, n_blocks, 3w)
+    slot = torch.arange(3 * w, device=query.device)
+    in_band = (slot[None, :] - w - torch.arange(w, device=query.device)[:, None]).abs() <= w  # (w, 3w)
+    local_ok = key_ok[:, None, :, None, :] & in_band  # (batch, 1, n_blocks, w, 3w)
+    gather = mask.global_index[:, None, :, None].expand(-1, heads, -1, head_dim)
+    global_keys, global_values = key.gather(2, gather), value.gather(2, gather)  # (batch, heads, x, d)
+    global_ok = mask.global_valid[:, None, None, None, :]  # (batch, 1, 1, 1, x)
+    # Fully masked rows (padding queries) soft-max to uniform, not NaN: _MASKED is finite.
+    scores = torch.cat(
+        [
+            (q @ global_keys[:, :, None].transpose(-1, -2)).float().masked_fill(~global_ok, _MASKED),
+            (q @ k.transpose(-1, -2)).float().masked_fill(~local_ok, _MASKED),
+        ],
+        dim=-1,
+    )  # (batch, heads, n_blocks, w, x + 3w)
+    probs = torch.softmax(scores, dim=-1).to(value.dtype)
+    context = probs[..., : -3 * w] @ global_values[:, :, None] + probs[..., -3 * w :] @ v
+    context = context.flatten(2, 3)[:, :, :seq_len]
+    return context.masked_fill(mask.is_pad[:, None, :, None], 0.0)
+
+
+def traceable_self_attention(
+    attention: LongformerSelfAttention, hidden_states: Tensor, mask: TraceableMask
+) -> Tensor:
+    """``attention(hidden_states, mask).context`` (inference, no head mask) for a traced graph.
+
+    hidden_states: (batch, seq, hidden) -> (batch, seq, hidden). Global rows are recomputed with
+    the ``*_global`` projections over all non-padding tokens and put in place with a ``where``."""
+    batch, seq_len, hidden = hidden_states.shape
+    scale = 1.0 / math.sqrt(attention.head_dim)
+    split, merge = attention._split_heads, attention._merge_heads
+    query = split(attention.query(hidden_states)) * scale
+    key, value = split(attention.key(hidden_states)), split(attention.value(hidden_states))
+    context = merge(traceable_local_attention(query, key, value, mask, one_sided=attention.one_sided))
+    global_hidden = hidden_states.gather(1, mask.global_index[..., None].expand(-1, -1, hidden))
+    global_query = split(attention.query_global(global_hidden)) * scale  # (batch, heads, x, head_dim)
+    global_key = split(attention.key_global(hidden_states))
+    global_value = split(attention.value_global(hidden_states))
+    scores = (global_query @ global_key.transpose(-1, -2)).float()  # (batch, heads, x, seq)
+    probs = torch.softmax(scores.masked_fill(mask.is_pad[:, None, None, :], _MASKED), dim=-1)
+    global_context = merge(probs.to(global_value.dtype) @ global_value)  # (batch, x, hidden)
+    rows = global_context.gather(1, mask.global_slot[..., None].expand(-1, -1, hidden))
+    return torch.where(mask.is_global[..., None], rows.to(context.dtype), context)
