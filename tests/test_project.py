@@ -50,8 +50,11 @@ def test_project_loads_with_spacys_loader(project):
 
     assert load_project_config is weasel_config.load_project_config
     names = {command["name"] for command in project["commands"]}
-    for workflow in ("all", "textcat", "ner", "qa"):
+    for workflow in ("all", "textcat", "ner", "qa", "convert"):
         assert set(project["workflows"][workflow]) <= names, workflow
+    convert = project["workflows"]["convert"]
+    order = ["roberta", "convert-roberta", "pretrain", "train-textcat-pretrained", "evaluate-convert"]
+    assert [step for step in convert if step in order] == order
     for step in ("corpus", "checkpoint", "benchmark"):
         assert step in project["workflows"]["all"]
     for task in ("textcat", "ner", "qa"):
@@ -109,7 +112,14 @@ def test_project_configs_are_copies_of_the_repositorys(name):
 
 def test_train_commands_override_the_shared_settings(project):
     trains = {c["name"]: " ".join(c["script"]) for c in project["commands"] if c["name"].startswith("train-")}
-    assert set(trains) == {"train-textcat", "train-textcat-noglobal", "train-ner", "train-qa"}
+    assert set(trains) == {
+        "train-textcat",
+        "train-textcat-noglobal",
+        "train-ner",
+        "train-qa",
+        "train-textcat-converted",
+        "train-textcat-pretrained",
+    }
     for script in trains.values():
         for option in (
             "--paths.train",
@@ -199,7 +209,7 @@ def test_prepare_data_checkpoint_links_a_real_one_and_keeps_foreign_folders(prep
 def test_all_workflow_runs_in_a_copy_of_the_project_alone(tmp_path):
     copy = shutil.copytree(PROJECT, tmp_path / "longformer", ignore=shutil.ignore_patterns(*OUTPUTS))
     command = [sys.executable, "-m", "spacy", "project", "run", "all"]
-    result = subprocess.run(command, cwd=copy, capture_output=True, text=True, timeout=1800)
+    result = subprocess.run(command, cwd=copy, capture_output=True, text=True, timeout=3600)
     assert result.returncode == 0, (
         f"exit {result.returncode}\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}"
     )
