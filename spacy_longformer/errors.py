@@ -552,6 +552,17 @@ class Errors(metaclass=_ErrorsWithCodes):
         "`export {option} {value}` is not supported (yet): use {supported}. See `python -m "
         "spacy_longformer export --help`."
     )
+    # Encoder precision (LF200-LF209)
+    LF200 = (
+        "`dtype` = {dtype!r} is for inference only (predict, `nlp.pipe`): training updates float32 "
+        'weights. Train with `{setting} dtype = "float32"` (and `mixed_precision = true` for CUDA '
+        "autocast: half-precision compute over float32 weights), then serve the saved pipeline with "
+        "`dtype` = {dtype!r}: its weights stay float32 on disk, the dtype is read from the config."
+    )
+    LF201 = (
+        "`dtype` = 'float16' on the CPU: this torch ({version}) can't run the encoder in float16 "
+        '({error}). On the CPU use `dtype = "bfloat16"`; float16 needs a CUDA GPU.'
+    )
 
 
 class Warnings(metaclass=_ErrorsWithCodes):

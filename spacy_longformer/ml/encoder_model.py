@@ -9,6 +9,12 @@ forward, for inference only: the shim then holds an ``OnnxEncoder``, a module wi
 whose forward is an onnxruntime session (``onnx_backend``), so planning, batching and merging are
 the same code for both backends. Such an encoder saves its graph (``model.onnx``), config and
 tokenizer, no torch weights.
+
+``dtype = "bfloat16"`` or ``"float16"`` runs the torch weights in that dtype, for inference only:
+they are cast once when they arrive (``LongformerShim.set_model``: initialize, ``from_disk``,
+``from_bytes``), states leave the encoder as float32 (``running``), and saving writes float32
+weights, so the dtype stays a runtime setting of the config. Training wants float32 weights
+(``mixed_precision`` is CUDA autocast over them).
 """
 
 import logging
@@ -38,6 +44,8 @@ from .running import EncoderModel, encoder_forward, section_of
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "onnxruntime")
+# `dtype` settings -> the dtype the torch weights run in (inference only unless float32).
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 ONNX_NAME = "model.onnx"  # the graph's file in a saved encoder folder (as `export` names it)
 
 
@@ -55,6 +63,7 @@ def build_longformer_encoder_v1(
     question_key: str | None = None,
     backend: str = "torch",
     onnx_path: str | None = None,
+    dtype: str = "float32",
 ) -> EncoderModel:
     """A Longformer checkpoint folder as a thinc Model.
 
@@ -72,6 +81,10 @@ def build_longformer_encoder_v1(
         ``name``, else ``name`` exported at ``initialize``. Config and tokenizer come from ``name``
         (or, with ``name`` empty, the graph's folder). Unused with ``backend = "torch"``; a saved
         pipeline keeps its graph and reads neither.
+    dtype: ``"float32"``, or ``"bfloat16"`` / ``"float16"`` to run the weights in that dtype for
+        inference (predict, ``nlp.pipe``; bfloat16 on the CPU, either on CUDA); states still come
+        out float32 and the weights are saved float32. Training needs ``"float32"``. Only for
+        ``backend = "torch"``: an ONNX graph runs in the precision it was exported in.
     """
     for key, value, minimum in (
         ("window_overlap", window_overlap, 0),
@@ -88,12 +101,26 @@ def build_longformer_encoder_v1(
     if backend not in BACKENDS:
         expected = "one of " + ", ".join(map(repr, BACKENDS))
         raise ValueError(Errors.LF123.format(name="backend", expected=expected, value=backend))
+    if not isinstance(dtype, str) or dtype not in DTYPES:
+        expected = "one of " + ", ".join(map(repr, DTYPES))
+        raise ValueError(Errors.LF123.format(name="dtype", expected=expected, value=dtype))
+    if backend == "onnxruntime" and dtype != "float32":
+        expected = (
+            "'float32' with backend = 'onnxruntime' (the graph runs in the precision it was exported "
+            "in; 'bfloat16' and 'float16' need backend = 'torch')"
+        )
+        raise ValueError(Errors.LF123.format(name="dtype", expected=expected, value=dtype))
     shim = LongformerShim(
-        None, tokenizer=None, mixed_precision=mixed_precision, grad_scaler_config=grad_scaler_config or {}
+        None,
+        tokenizer=None,
+        mixed_precision=mixed_precision,
+        grad_scaler_config=grad_scaler_config or {},
+        dtype=dtype,
     )
+    forward = encoder_forward if dtype == "float32" else _low_precision_forward
     return Model(
         "longformer_encoder",
-        encoder_forward if backend == "torch" else _inference_forward,
+        forward if backend == "torch" else _inference_forward,
         init=_init,
         dims={"nO": None},
         shims=[shim],
@@ -108,6 +135,7 @@ def build_longformer_encoder_v1(
             "question_key": question_key,
             "backend": backend,
             "onnx_path": onnx_path,
+            "dtype": dtype,
             # Where this block sits in the pipeline's config (set by its component), for messages.
             "config_section": None,
             # spaCy's replace_listeners: what takes the place of a listener's config block.
@@ -128,6 +156,9 @@ class LongformerShim(PyTorchShim):
     off. Each backward pass unscales only the gradients it adds: thinc's shim unscales every
     gradient the parameters hold, which divides what earlier passes of the same update (another
     batch group, ``accumulate_gradient``) left there by the scale once more.
+
+    ``dtype`` (a key of ``DTYPES``) is what the torch weights run in: ``set_model`` casts them
+    once; ``to_bytes`` saves them as float32.
     """
 
     def __init__(
@@ -137,6 +168,7 @@ class LongformerShim(PyTorchShim):
         tokenizer: LongformerTokenizer | None,
         mixed_precision: bool,
         grad_scaler_config: dict[str, Any],
+        dtype: str = "float32",
     ) -> None:
         super().__init__(
             model,
@@ -146,11 +178,15 @@ class LongformerShim(PyTorchShim):
         )
         self.tokenizer = tokenizer
         self.grad_scaler_config = dict(grad_scaler_config)
+        self.dtype = dtype
 
     def set_model(self, model: LongformerModel, tokenizer: LongformerTokenizer) -> None:
-        """Take the torch model (moved to the default device) and tokenizer; the scaler follows."""
+        """Take the torch model (moved to the default device, and cast to ``dtype``) and tokenizer;
+        the scaler follows."""
         device = get_torch_default_device()
         self._model = model.to(device)
+        if not isinstance(model, OnnxEncoder) and self.dtype != "float32":
+            self._model.to(DTYPES[self.dtype])
         self.tokenizer = tokenizer
         settings = {"enabled": self._mixed_precision, **self.grad_scaler_config}
         settings["enabled"] = bool(settings["enabled"]) and device.type == "cuda"
@@ -181,6 +217,22 @@ class LongformerShim(PyTorchShim):
             return ArgsKwargs(args=(), kwargs={})
 
         return output, backprop
+
+    def predict(self, inputs: ArgsKwargs) -> Any:
+        """thinc's predict; autocast (``mixed_precision``) only over float32 weights, and a CPU
+        that can't run float16 says to use bfloat16."""
+        if self.dtype == "float32" or isinstance(self._model, OnnxEncoder):
+            return super().predict(inputs)
+        self._model.eval()
+        try:
+            with torch.no_grad():
+                return self._model(*inputs.args, **inputs.kwargs)
+        except RuntimeError as error:
+            if self.dtype == "float16" and self.device.type == "cpu" and "Half" in str(error):
+                raise ValueError(Errors.LF201.format(version=torch.__version__, error=error)) from error
+            raise
+        finally:
+            self._model.train()
 
     def to_bytes(self) -> bytes:
         if self._model is None:
@@ -251,6 +303,15 @@ def export_for_onnxruntime(torch_model: LongformerModel) -> OnnxEncoder:
     with tempfile.TemporaryDirectory() as folder:
         graph = export_onnx(torch_model, folder).read_bytes()
     return onnx_encoder(torch_model.config, graph, source="the encoder, exported at load")
+
+
+def _low_precision_forward(
+    model: EncoderModel, docs: list, is_train: bool
+) -> tuple[list, Callable[[list], list]]:
+    """The forward of ``dtype`` bfloat16 / float16: ``running.encoder_forward``, for inference only."""
+    if is_train:
+        raise ValueError(Errors.LF200.format(dtype=model.attrs["dtype"], setting=section_of(model)))
+    return encoder_forward(model, docs, is_train)
 
 
 def _inference_forward(
@@ -443,7 +504,14 @@ def to_disk(model: EncoderModel, path: Path) -> None:
         encoder.config.to_json_file(path / CONFIG_NAME)
         (path / ONNX_NAME).write_bytes(encoder.runner.graph)
     else:
-        encoder.save_pretrained(path)
+        dtype = next(encoder.parameters()).dtype
+        if dtype == torch.float32:
+            encoder.save_pretrained(path)
+        else:  # float32 on disk whatever `dtype` runs; bf16/fp16 -> fp32 -> back is exact
+            try:
+                encoder.float().save_pretrained(path)
+            finally:
+                encoder.to(dtype)
     tokenizer.save_pretrained(path)
 
 
@@ -461,7 +529,7 @@ def from_disk(model: EncoderModel, path: Path) -> None:
 
 
 def _torch_to_bytes(torch_model: LongformerModel) -> bytes:
-    state = {k: v.detach().cpu().contiguous() for k, v in torch_model.state_dict().items()}
+    state = {k: _float32(v.detach().cpu()).contiguous() for k, v in torch_model.state_dict().items()}
     return srsly.msgpack_dumps({"config": torch_model.config.to_dict(), "weights": save_safetensors(state)})
 
 
@@ -470,3 +538,8 @@ def _torch_from_bytes(_: Any, data: bytes, device: torch.device) -> LongformerMo
     torch_model = LongformerModel(LongformerConfig.from_dict(msg["config"]), add_pooling_layer=False)
     torch_model.load_state_dict(load_safetensors(msg["weights"]), strict=True)
     return torch_model.to(device)
+
+
+def _float32(tensor: torch.Tensor) -> torch.Tensor:
+    """Half-precision weights (``dtype``) as float32, for saving; others as they are."""
+    return tensor.float() if tensor.dtype in (torch.bfloat16, torch.float16) else tensor
