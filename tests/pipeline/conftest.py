@@ -5,7 +5,6 @@ import shutil
 
 import pytest
 import torch
-import transformers
 
 NER_TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 TEXTCAT_LABELS = ["POSITIVE", "NEGATIVE", "NEUTRAL"]
@@ -33,6 +32,7 @@ def save_fine_tuned(encoder_checkpoint, path, cls, **config):
 def hf_heads(perturbed_checkpoint, tmp_path_factory):
     """Folders of a sequence-classification, a token-classification and a QA head (load a fresh
     transformers model from them with ``from_pretrained``: tests run backward on theirs)."""
+    transformers = pytest.importorskip("transformers")  # the oracle: the test extra has it
     return {
         "textcat": save_fine_tuned(
             perturbed_checkpoint,
@@ -58,4 +58,5 @@ def hf_heads(perturbed_checkpoint, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def hf_tokenizer(perturbed_checkpoint):
+    transformers = pytest.importorskip("transformers")
     return transformers.LongformerTokenizerFast.from_pretrained(perturbed_checkpoint)
