@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import tempfile
 
@@ -14,7 +15,7 @@ from spacy_longformer.cli import app
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     """One default demo (trains until dev F 1.0) over 1,200 words, run in a fresh folder with its
-    own TMPDIR: (result, folder, temp folder)."""
+    own TMPDIR: (result, folder, temp folder, what it logged as warnings)."""
     folder = tmp_path_factory.mktemp("demo")
     tmp = folder / "tmp"
     tmp.mkdir()
@@ -22,13 +23,29 @@ def demo_run(tmp_path_factory):
         patch.chdir(folder)
         patch.setenv("TMPDIR", str(tmp))
         patch.setattr(tempfile, "tempdir", None)
-        result = CliRunner().invoke(app, ["demo", "--words", "1200"])
-    return result, folder, tmp
+        caught = _Keep(logging.WARNING)
+        logging.getLogger("spacy_longformer").addHandler(caught)
+        try:
+            result = CliRunner().invoke(app, ["demo", "--words", "1200"])
+        finally:
+            logging.getLogger("spacy_longformer").removeHandler(caught)
+    return result, folder, tmp, caught.messages
+
+
+class _Keep(logging.Handler):
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def test_demo_trains_ner_and_reads_a_long_document(demo_run):
-    result, _, _ = demo_run
+    result, _, _, caught = demo_run
     assert result.exit_code == 0, result.output
+    # A user's first command warns of nothing in its own settings (LFW codes).
+    assert not [message for message in caught if "[LFW" in message], caught
     text = result.output
     flat = " ".join(text.split())  # wasabi wraps long lines
     found = re.search(
@@ -46,7 +63,7 @@ def test_demo_trains_ner_and_reads_a_long_document(demo_run):
 
 
 def test_demo_writes_the_page_here_and_cleans_up(demo_run):
-    result, folder, tmp = demo_run
+    result, folder, tmp, _ = demo_run
     page = (folder / "longformer-demo.html").read_text(encoding="utf8")
     assert page.startswith("<!DOCTYPE html>") and page.count("<mark") >= 2
     assert "PERSON" in page and "ORG" in page
