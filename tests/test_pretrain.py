@@ -20,7 +20,9 @@ from spacy_longformer.model import LongformerConfig, LongformerForMaskedLM
 from spacy_longformer.model.convert_roberta import convert_roberta
 from spacy_longformer.pretrain import PretrainSettings, mask_tokens, pack, pretrain, read_corpus
 from spacy_longformer.random_checkpoint import synthetic_text
-from spacy_longformer.tokenization import LongformerTokenizer, train_byte_level_bpe
+from spacy_longformer.tokenization import LongformerTokenizer
+
+from .model.oracle import save_small_roberta
 
 # Small steps on the tiny checkpoint (128 pieces a window): 2 blocks of 128 pieces each.
 QUICK = dict(lr=5e-3, batch_pieces=256, max_length=128, warmup_steps=2)
@@ -128,24 +130,7 @@ def test_resuming_with_other_settings_or_nothing_saved_is_an_error(checkpoint, c
 def test_a_converted_roberta_keeps_its_head(tmp_path, corpus):
     """convert-roberta keeps RobertaForMaskedLM's head; pretraining starts from it (a step of a
     vanishing learning rate leaves it as RoBERTa had it) and writes it back out."""
-    tokenizer = train_byte_level_bpe([synthetic_text(2000, seed=3)], vocab_size=400, model_max_length=64)
-    config = transformers.RobertaConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=48,
-        max_position_embeddings=66,
-        type_vocab_size=1,
-        layer_norm_eps=1e-5,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    torch.manual_seed(0)
-    roberta = transformers.RobertaForMaskedLM(config)
-    roberta.save_pretrained(tmp_path / "roberta")
-    tokenizer.save_pretrained(tmp_path / "roberta")
+    roberta = save_small_roberta(transformers.RobertaForMaskedLM, tmp_path / "roberta")
     converted = convert_roberta(
         tmp_path / "roberta", tmp_path / "converted", max_length=128, attention_window=16
     )

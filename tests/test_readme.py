@@ -33,7 +33,9 @@ from spacy_longformer.cli import app
 from spacy_longformer.model import LongformerConfig, LongformerForQuestionAnswering, LongformerModel
 from spacy_longformer.model import LongformerForSequenceClassification as SequenceClassification
 from spacy_longformer.random_checkpoint import build_random_checkpoint, synthetic_text
-from spacy_longformer.tokenization import LongformerTokenizer, train_byte_level_bpe
+from spacy_longformer.tokenization import LongformerTokenizer
+
+from .model.oracle import save_small_roberta
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 FENCE = re.compile(
@@ -187,26 +189,8 @@ def qa_checkpoint(base_checkpoint, tmp_path_factory):
 @pytest.fixture(scope="module")
 def roberta_checkpoint(tmp_path_factory):
     """A small random RoBERTa folder as transformers saves one (64 learned positions)."""
-    tokenizer = train_byte_level_bpe([synthetic_text(2000, seed=3)], vocab_size=400, model_max_length=64)
-    config = transformers.RobertaConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=48,
-        max_position_embeddings=66,
-        type_vocab_size=1,
-        layer_norm_eps=1e-5,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = transformers.RobertaModel(config)
     folder = tmp_path_factory.mktemp("roberta-base")
-    model.save_pretrained(folder, safe_serialization=True)
-    tokenizer.save_pretrained(folder)
+    save_small_roberta(transformers.RobertaModel, folder)
     settings = json.loads((folder / "tokenizer_config.json").read_text())
     settings["tokenizer_class"] = "RobertaTokenizer"  # as a real RoBERTa folder says
     (folder / "tokenizer_config.json").write_text(json.dumps(settings))

@@ -66,6 +66,34 @@ def hf_config(name: str, **overrides) -> transformers.LongformerConfig:
     return transformers.LongformerConfig(**settings)
 
 
+def save_small_roberta(model_class: type, folder: Path, seed: int = 0):
+    """A small random RoBERTa (2 layers x 32, 64 learned positions, a byte-level BPE of 400 pieces)
+    saved in ``folder`` as transformers saves one; the model is returned."""
+    from spacy_longformer.random_checkpoint import synthetic_text
+    from spacy_longformer.tokenization import train_byte_level_bpe
+
+    tokenizer = train_byte_level_bpe([synthetic_text(2000, seed=3)], vocab_size=400, model_max_length=64)
+    config = transformers.RobertaConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=48,
+        max_position_embeddings=66,
+        type_vocab_size=1,
+        layer_norm_eps=1e-5,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = model_class(config)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return model
+
+
 def save_hf_model(model_class: type, config: transformers.LongformerConfig, path: Path, seed: int = 0):
     """A randomly initialised transformers model, saved as a checkpoint folder; returned in eval mode."""
     torch.manual_seed(seed)
