@@ -588,3 +588,10 @@ class Warnings(metaclass=_ErrorsWithCodes):
         "{used}, half a window, so that each still moves forward. Set `window_overlap` to at most "
         "{used}."
     )
+    LFW012 = (
+        "`dtype` = {dtype!r} on a CPU without native {dtype} matrix instructions (oneDNN reports none: "
+        "no AVX512-BF16/AMX or AVX512-FP16): its matmuls run through slow fallbacks, several times "
+        'slower than float32 (about 10x measured on an AVX2 CPU). Use `{setting} dtype = "float32"` '
+        'here, or `backend = "onnxruntime"` with an int8 export (`python -m spacy_longformer export '
+        "... --quantize int8`) for a faster, smaller CPU model."
+    )

@@ -309,9 +309,25 @@ def _low_precision_forward(
     model: EncoderModel, docs: list, is_train: bool
 ) -> tuple[list, Callable[[list], list]]:
     """The forward of ``dtype`` bfloat16 / float16: ``running.encoder_forward``, for inference only."""
+    dtype = model.attrs["dtype"]
     if is_train:
-        raise ValueError(Errors.LF200.format(dtype=model.attrs["dtype"], setting=section_of(model)))
+        raise ValueError(Errors.LF200.format(dtype=dtype, setting=section_of(model)))
+    if dtype not in _warned_slow and get_torch_default_device().type == "cpu" and not _native_on_cpu(dtype):
+        _warned_slow.add(dtype)
+        logger.warning(Warnings.LFW012.format(dtype=dtype, setting=section_of(model)))
     return encoder_forward(model, docs, is_train)
+
+
+# Half-precision dtypes already warned about in this process (LFW012: once is enough).
+_warned_slow: set[str] = set()
+
+
+def _native_on_cpu(dtype: str) -> bool:
+    """Whether oneDNN has this CPU's native matmul instructions for ``dtype`` (without them torch
+    runs half-precision matmuls through fallbacks far slower than float32)."""
+    mkldnn = torch.ops.mkldnn
+    check = mkldnn._is_mkldnn_bf16_supported if dtype == "bfloat16" else mkldnn._is_mkldnn_fp16_supported
+    return bool(check())
 
 
 def _inference_forward(

@@ -147,6 +147,29 @@ def test_float16_without_cpu_kernels_says_to_use_bfloat16(perturbed_checkpoint, 
         nlp("Some text.")
 
 
+@pytest.mark.parametrize("native", [False, True])
+def test_half_dtype_on_a_cpu_without_its_instructions_warns_once(
+    perturbed_checkpoint, monkeypatch, caplog, native
+):
+    """Without AVX512-BF16/AMX, bfloat16 matmuls fall back to code ~10x slower than float32."""
+    from spacy_longformer.ml import encoder_model
+
+    monkeypatch.setattr(encoder_model, "_warned_slow", set())
+    monkeypatch.setattr(encoder_model, "_native_on_cpu", lambda dtype: native)
+    nlp = _encoder_nlp(perturbed_checkpoint, dtype="bfloat16")
+    with caplog.at_level("WARNING", logger="spacy_longformer"):
+        nlp("Some text.")
+        nlp("Some more text.")
+    warned = [r for r in caplog.records if "LFW012" in r.getMessage()]
+    if native:
+        assert not warned
+    else:
+        assert len(warned) == 1
+        message = warned[0].getMessage()
+        assert "'bfloat16' on a CPU without native bfloat16" in message
+        assert '[components.longformer_encoder.model] dtype = "float32"' in message
+
+
 # 20 synthetic docs, 1 to 3 windows each.
 TASK_TEXTS = [synthetic_text(20 + 17 * i, seed=100 + i) for i in range(20)]
 
