@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -130,6 +131,9 @@ def test_train_commands_override_the_shared_settings(project):
         ):
             assert option in script
         assert "--training.optimizer.learn_rate.initial_rate" in script
+        # The schedule decays to 0 where training stops, not at the config's 2,000 steps.
+        steps = re.search(r"--training\.max_steps (\S+)", script).group(1)
+        assert f"--training.optimizer.learn_rate.total_steps {steps}" in script
 
 
 def test_prepare_data_synthetic(prepare_data, tmp_path):
