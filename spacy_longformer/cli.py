@@ -613,30 +613,47 @@ def export(
             help="HF checkpoint folder (config.json + model.safetensors) or saved pipeline folder (nlp.to_disk)."
         ),
     ],
-    out: Annotated[Path, typer.Argument(help="Folder for model.onnx, config.json and the tokenizer files.")],
-    export_format: Annotated[str, typer.Option("--format", help="onnx (torch-export: not yet).")] = "onnx",
-    dtype: Annotated[str, typer.Option("--dtype", help="Weights' dtype: fp32 (bf16: not yet).")] = "fp32",
+    out: Annotated[
+        Path, typer.Argument(help="Folder for model.onnx or model.pt2, config.json and the tokenizer files.")
+    ],
+    export_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="onnx (OUT/model.onnx, onnxruntime) or torch-export (OUT/model.pt2, torch.export).",
+        ),
+    ] = "onnx",
+    dtype: Annotated[
+        str, typer.Option("--dtype", help="Weights' and compute dtype: fp32, or bf16 (torch-export only).")
+    ] = "fp32",
     quantize: Annotated[
         str | None,
         typer.Option(
-            "--quantize", help="int8: also write OUT/model.int8.onnx (dynamic int8 MatMul weights)."
+            "--quantize",
+            help="int8 (onnx only): also write OUT/model.int8.onnx (dynamic int8 MatMul weights).",
         ),
     ] = None,
     component: Annotated[
         str | None,
         typer.Option("--component", help="With a pipeline: whose encoder (default: the first that has one)."),
     ] = None,
-    opset: Annotated[int, typer.Option("--opset", min=18, help="ONNX opset.")] = 18,
+    opset: Annotated[int, typer.Option("--opset", min=18, help="ONNX opset (--format onnx).")] = 18,
 ) -> None:
-    """Export a Longformer encoder (or a checkpoint's supported head) to ONNX for onnxruntime.
+    """Export a Longformer encoder (or a checkpoint's supported head) to ONNX or torch.export.
 
-    Writes OUT/model.onnx (inputs input_ids, attention_mask, global_attention_mask: int64 (batch,
-    seq), any batch, length and number of global tokens; output last_hidden_state, plus a head
-    checkpoint's logits) with config.json and the tokenizer files beside it. From a pipeline the
-    encoder of a longformer_encoder or longformer_* component is exported (a task's head is not).
-    --quantize int8 keeps model.onnx and adds model.int8.onnx: smaller, faster on CPU, not exact
-    (activations are quantized per batch, so a doc's states also move a little with its batch).
-    Run it in spaCy with the encoder's `backend = "onnxruntime"` and `onnx_path = "OUT/model.onnx"`.
+    Inputs input_ids, attention_mask, global_attention_mask: int64 (batch, seq), any batch, length
+    and number of global tokens; outputs last_hidden_state, plus a head checkpoint's logits, all
+    float32. config.json and the tokenizer files go beside it. From a pipeline the encoder of a
+    longformer_encoder or longformer_* component is exported (a task's head is not).
+
+    --format onnx writes OUT/model.onnx, float32 (onnxruntime's CPU provider has no bf16 kernels).
+    --quantize int8 adds model.int8.onnx: smaller, faster on CPU, not exact (activations are
+    quantized per batch, so a doc's states also move a little with its batch). Run it in spaCy
+    with the encoder's `backend = "onnxruntime"` and `onnx_path = "OUT/model.onnx"`.
+
+    --format torch-export writes OUT/model.pt2 (torch.export.save), fp32 or --dtype bf16 (bf16
+    weights and compute, float32 outputs). Run it with torch alone:
+    `torch.export.load("OUT/model.pt2").module()(input_ids, attention_mask, global_attention_mask)`.
     """
     import logging
     import shutil
@@ -645,14 +662,20 @@ def export(
 
     msg = Printer()
     for option, value, supported in (
-        ("--format", export_format, ("onnx",)),
-        ("--dtype", dtype, ("fp32",)),
+        ("--format", export_format, ("onnx", "torch-export")),
+        ("--dtype", dtype, ("fp32", "bf16")),
         ("--quantize", quantize or "int8", ("int8",)),
     ):
         if value not in supported:
             msg.fail(Errors.LF199.format(option=option, value=value, supported=", ".join(supported)), exits=1)
+    if export_format == "onnx" and dtype == "bf16":
+        msg.fail(Errors.LF202, exits=1)
+    if export_format == "torch-export" and quantize:
+        msg.fail(Errors.LF203, exits=1)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads (see `demo`)
-    from .model.export import ONNX_NAME, export_onnx, quantize_int8
+    import torch
+
+    from .model.export import ONNX_NAME, export_onnx, export_torch, quantize_int8
 
     folder = source
     if (source / "config.cfg").is_file():  # a saved pipeline: its components keep encoders in NAME/encoder
@@ -667,27 +690,32 @@ def export(
             msg.fail(Errors.LF174.format(found=f"{what}the pipeline {source} ({', '.join(names)})"), exits=1)
         folder = source / found[0] / "encoder"
         msg.info(f"Exporting the encoder of component {found[0]!r} ({folder})")
+    has_graph = (folder / ONNX_NAME).is_file()  # an encoder saved with backend = "onnxruntime"
+    if has_graph and export_format == "torch-export":
+        msg.fail(Errors.LF206.format(path=folder), exits=1)
     start = time.perf_counter()
     try:
-        if (folder / ONNX_NAME).is_file():  # an encoder saved with backend = "onnxruntime": its graph
+        if export_format == "torch-export":
+            path = export_torch(folder, out, dtype=torch.bfloat16 if dtype == "bf16" else torch.float32)
+        elif has_graph:
             out.mkdir(parents=True, exist_ok=True)
             for file in folder.iterdir():
                 if file.is_file():
                     shutil.copyfile(file, out / file.name)
-            onnx_path = out / ONNX_NAME
+            path = out / ONNX_NAME
             msg.info(f"{folder} already holds an ONNX graph: copied it")
         else:
-            onnx_path = export_onnx(folder, out, opset=opset)
+            path = export_onnx(folder, out, opset=opset)
     except (OSError, ValueError) as error:
         msg.fail(str(error), exits=1)
     msg.good(
-        f"Wrote {onnx_path} ({onnx_path.stat().st_size / 2**20:,.1f} MiB) in {time.perf_counter() - start:.1f}s"
+        f"Wrote {path} ({path.stat().st_size / 2**20:,.1f} MiB, {dtype}) in {time.perf_counter() - start:.1f}s"
     )
     if quantize:
         start = time.perf_counter()
         logging.disable(logging.WARNING)  # onnxruntime's quantizer warns on every non-float tensor
         try:
-            int8_path = quantize_int8(onnx_path, out / "model.int8.onnx")
+            int8_path = quantize_int8(path, out / "model.int8.onnx")
         except ImportError as error:
             msg.fail(str(error), exits=1)
         finally:
@@ -697,4 +725,12 @@ def export(
             f"{time.perf_counter() - start:.1f}s"
         )
     msg.text(f"Files in {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
-    msg.text(f'Run it in spaCy: backend = "onnxruntime", onnx_path = "{onnx_path}" in the encoder\'s block')
+    if export_format == "torch-export":
+        msg.text(
+            f'Run it with torch alone: model = torch.export.load("{path}").module(), then '
+            "model(input_ids, attention_mask, global_attention_mask) -> (last_hidden_state, ...), "
+            "float32 (or spacy_longformer.model.export.load_exported). The spaCy encoder runs the "
+            f'checkpoint itself (dtype = "bfloat16" for bf16) or an ONNX export, not {path.name}.'
+        )
+    else:
+        msg.text(f'Run it in spaCy: backend = "onnxruntime", onnx_path = "{path}" in the encoder\'s block')

@@ -510,7 +510,7 @@ class Errors(metaclass=_ErrorsWithCodes):
     )
     # ONNX export (LF190-LF199)
     LF190 = (
-        "Can't export a {model} to ONNX: the graph supports {supported}. Export its encoder "
+        "Can't export a {model}: the export supports {supported}. Export its encoder "
         "(`model.longformer`) instead, or a checkpoint with one of those heads."
     )
     LF191 = (
@@ -562,6 +562,32 @@ class Errors(metaclass=_ErrorsWithCodes):
     LF201 = (
         "`dtype` = 'float16' on the CPU: this torch ({version}) can't run the encoder in float16 "
         '({error}). On the CPU use `dtype = "bfloat16"`; float16 needs a CUDA GPU.'
+    )
+    # Export formats and dtypes (LF202-LF208)
+    LF202 = (
+        "`export --format onnx --dtype bf16` is not supported: onnxruntime's CPU provider has no "
+        "bfloat16 kernels for this graph's MatMul, Add and Softmax (onnxruntime 1.32), so a "
+        "bf16 graph would not load. For bf16 use `--format torch-export --dtype bf16`; for a "
+        "smaller, faster onnxruntime CPU model use `--format onnx --quantize int8`."
+    )
+    LF203 = (
+        "`export --format torch-export --quantize int8` is not supported: int8 is onnxruntime's "
+        "dynamic quantization of an ONNX graph (torch's own, `torch.ao.quantization`, is "
+        "deprecated and can't be saved with torch.export). Use `--format onnx --quantize int8`, "
+        "or `--format torch-export --dtype bf16` for half-size weights."
+    )
+    LF204 = (
+        "Can't export with dtype {dtype}: `export_torch` writes torch.float32 or torch.bfloat16 "
+        "weights. Pass one of those (bfloat16 for half-size weights; outputs are float32 either way)."
+    )
+    LF205 = (
+        "{path} has no model.pt2. Export one with `python -m spacy_longformer export CHECKPOINT OUT "
+        "--format torch-export` and pass OUT (or OUT/model.pt2)."
+    )
+    LF206 = (
+        "{path} holds an ONNX graph (model.onnx) but no torch weights: its pipeline was saved with "
+        '`backend = "onnxruntime"`, and `--format torch-export` exports the torch model. Export the '
+        "checkpoint the pipeline was built from (its `name`), or use `--format onnx` to copy the graph."
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import tempfile
 
 import pytest
@@ -135,3 +136,35 @@ def test_help_lists_demo():
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0
     assert "demo" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, code, fix",
+    [
+        (["--format", "onnx", "--dtype", "bf16"], "LF202", "--format torch-export --dtype bf16"),
+        (["--format", "torch-export", "--quantize", "int8"], "LF203", "--format onnx --quantize int8"),
+    ],
+)
+def test_export_refuses_what_its_format_cannot_hold(tiny_checkpoint, tmp_path, args, code, fix):
+    """No bf16 ONNX (onnxruntime's CPU provider can't run one) and no int8 torch.export: said up
+    front with the option that does it, before anything is exported or written."""
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["export", str(tiny_checkpoint), str(out), *args])
+    assert result.exit_code == 1
+    flat = " ".join(result.output.split())
+    assert code in flat and fix in flat, flat
+    assert not out.exists()
+
+
+def test_export_torch_from_an_onnx_only_encoder_names_the_fix(tiny_checkpoint, tmp_path):
+    """An encoder saved with backend = "onnxruntime" holds a graph but no torch weights."""
+    folder = tmp_path / "encoder"
+    folder.mkdir()
+    shutil.copy(tiny_checkpoint / "config.json", folder)
+    (folder / "model.onnx").write_bytes(b"")
+    result = CliRunner().invoke(
+        app, ["export", str(folder), str(tmp_path / "out"), "--format", "torch-export"]
+    )
+    assert result.exit_code == 1
+    flat = " ".join(result.output.split())
+    assert "LF206" in flat and "--format onnx" in flat, flat

@@ -1,28 +1,50 @@
-"""ONNX export: one graph, right at every length, batch size and number of global tokens.
+"""Export: one graph, right at every length, batch size and number of global tokens.
 
-``export_onnx`` writes ``OUT/model.onnx`` with inputs ``input_ids``, ``attention_mask`` and
-``global_attention_mask`` (int64, (batch, seq), both axes dynamic) and output ``last_hidden_state``
-(batch, seq, hidden), plus the head's outputs for a head checkpoint (``logits``, or
-``start_logits`` / ``end_logits``). ``config.json`` and the tokenizer files go beside it, so
-``OUT`` is all a runtime needs.
+Two formats of the same graph (``TraceableLongformer``), with inputs ``input_ids``,
+``attention_mask`` and ``global_attention_mask`` (int64, (batch, seq), both axes dynamic) and
+output ``last_hidden_state`` (batch, seq, hidden), plus the head's outputs for a head checkpoint
+(``logits``, or ``start_logits`` / ``end_logits``), all float32:
+
+- ``export_onnx`` writes ``OUT/model.onnx`` (float32) for onnxruntime; ``quantize_int8`` makes an
+  int8 (dynamic, weights only) copy of it through onnxruntime.
+- ``export_torch`` writes ``OUT/model.pt2`` through ``torch.export`` (``torch.export.save``), in
+  float32 or bfloat16. It runs with torch alone, without this package's eager model code::
+
+      program = torch.export.load("OUT/model.pt2")  # or: model = load_exported("OUT")
+      model = program.module()
+      with torch.inference_mode():
+          last_hidden_state, *head_outputs = model(input_ids, attention_mask, global_attention_mask)
+
+  Loading parses the graph's symbolic shapes: seconds, more for more layers. The program runs the
+  traceable attention, which does more work than the eager fast paths (wider windows, the global
+  projections always), so it takes longer than the eager model (about 1.4x on one CPU thread at
+  4k tokens): it is for serving without this package, not for speed. A bfloat16 export computes
+  in bfloat16 and casts its outputs to float32 at the end, as the spaCy encoder's
+  ``dtype = "bfloat16"`` does: numpy and most runtimes have no bfloat16, and the cast costs
+  nothing next to the layers. There is no bfloat16 ONNX: onnxruntime's CPU provider has no
+  bfloat16 MatMul, Add or Softmax (onnxruntime 1.32).
+
+``config.json`` and the tokenizer files go beside the graph, so ``OUT`` is all a runtime needs.
 
 The graph runs the traceable attention path of ``attention.py``: no host reads, no
 data-dependent Python branches, no ``as_strided``. Rows are padded to whole blocks inside the graph,
 and the number of global slots is a reduction inside the graph, so there is no upper bound on
 global tokens. What the eager model checks at its door (ids inside the vocabulary, at most
-``config.max_tokens`` tokens, mask values 0/1/2) the graph does not: onnxruntime then fails on an
+``config.max_tokens`` tokens, mask values 0/1/2) the graph does not: the runtime then fails on an
 out-of-range gather. Inputs must be validated by the caller, as ``LongformerModel.forward`` does.
 ``token_type_ids`` and ``position_ids`` are the defaults (zeros; RoBERTa positions from the ids).
-
-``quantize_int8`` makes an int8 (dynamic, weights only) copy through onnxruntime.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import math
 import shutil
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -46,6 +68,8 @@ from .linear import ACTIVATIONS
 logger = logging.getLogger(__name__)
 
 ONNX_NAME = "model.onnx"
+TORCH_EXPORT_NAME = "model.pt2"
+TORCH_EXPORT_DTYPES = (torch.float32, torch.bfloat16)
 INPUT_NAMES = ("input_ids", "attention_mask", "global_attention_mask")
 DEFAULT_OPSET = 18
 # The heads whose outputs the graph carries, and under which names (transformers' field names).
@@ -64,7 +88,8 @@ class TraceableLongformer(nn.Module):
 
     Same weights (shared, not copied) and, in eval mode, the same numbers as the eager model with
     ``token_type_ids`` and ``position_ids`` left to their defaults and no head mask. Returns
-    ``last_hidden_state`` (batch, seq, hidden), then the head's outputs (``HEAD_OUTPUTS``).
+    ``last_hidden_state`` (batch, seq, hidden), then the head's outputs (``HEAD_OUTPUTS``), float32
+    whatever the weights' dtype.
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -75,12 +100,21 @@ class TraceableLongformer(nn.Module):
         self.model = model
         self.encoder: LongformerModel = model if isinstance(model, LongformerModel) else model.longformer
         self.output_names = ("last_hidden_state", *HEAD_OUTPUTS[type(model)])
+        one_sided = [layer.attention.one_sided for layer in self.encoder.layers]
+        common = math.lcm(*one_sided)
+        # Rows are padded to a multiple of this: a whole number of every layer's query blocks, and
+        # at least two of the widest layer's.
+        self.row_multiple = common if common >= 2 * max(one_sided) else 2 * common
 
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor, global_attention_mask: Tensor
     ) -> tuple[Tensor, ...]:
         """All inputs (batch, seq) int64; attention_mask 0/1 (2 also means global)."""
         encoder = self.encoder
+        seq_len = input_ids.shape[1]
+        input_ids, attention_mask, global_attention_mask = self._pad(
+            input_ids, attention_mask, global_attention_mask
+        )
         hidden = encoder.embeddings(
             input_ids=input_ids,
             inputs_embeds=None,
@@ -90,7 +124,27 @@ class TraceableLongformer(nn.Module):
         mask = TraceableMask.from_masks(attention_mask, global_attention_mask)
         for layer in encoder.layers:
             hidden = _layer(layer, hidden, mask)
-        return (hidden, *self._head(hidden))
+        hidden = hidden[:, :seq_len]
+        return tuple(out.float() for out in (hidden, *self._head(hidden)))
+
+    def _pad(self, input_ids: Tensor, attention_mask: Tensor, global_attention_mask: Tensor) -> list[Tensor]:
+        """The inputs padded (pad id, mask 0) to the next multiple of ``row_multiple`` past seq.
+
+        Padding never changes a real token's output (the eager model pads to the window too), but
+        it makes every length look alike to ``torch.export``, which otherwise fixes the sequence
+        axis: each layer gets two or more whole blocks (an axis that may be 1 is special-cased), and
+        both cuts, to the padded rows here and back to seq at the end, always cut something (a cut
+        that may be a no-op becomes a guard on the length, false at every multiple of a block).
+        The pad is a constant (twice ``row_multiple``), so no pad amount comes from a shape, which
+        TorchScript's tracer would freeze at the example's length.
+        """
+        multiple = self.row_multiple
+        rows = (input_ids.shape[1] // multiple + 1) * multiple
+        pad_id = self.encoder.config.pad_token_id
+        return [
+            nn.functional.pad(t, (0, 2 * multiple), value=value)[:, :rows]
+            for t, value in ((input_ids, pad_id), (attention_mask, 0), (global_attention_mask, 0))
+        ]
 
     def _head(self, hidden: Tensor) -> tuple[Tensor, ...]:
         model = self.model
@@ -125,8 +179,31 @@ def load_for_export(path: str | Path) -> nn.Module:
     named = LongformerConfig.from_json_file(config_file).extra.get("architectures") or []
     cls = next((_BY_ARCHITECTURE[name] for name in named if name in _BY_ARCHITECTURE), LongformerModel)
     if named and cls is LongformerModel and "LongformerModel" not in named:
-        logger.warning("%s: exporting the encoder alone; ONNX export has no %s head", path, named[0])
+        logger.warning("%s: exporting the encoder alone; the export has no %s head", path, named[0])
     return cls.from_pretrained(path)
+
+
+@contextmanager
+def _export_model(
+    model_or_checkpoint_dir: nn.Module | str | Path, dtype: torch.dtype
+) -> Iterator[tuple[Path | None, nn.Module]]:
+    """(the checkpoint folder or None, the model in eval mode and ``dtype``). A model passed in is
+    left as it was afterwards: a cast that loses precision (float32 to bfloat16) runs on a copy,
+    since it can't be undone in place; any other is undone."""
+    if isinstance(model_or_checkpoint_dir, (str, Path)):
+        source = Path(model_or_checkpoint_dir)
+        yield source, load_for_export(source).eval().to(dtype)
+        return
+    model = model_or_checkpoint_dir
+    was_training, had = model.training, next(model.parameters()).dtype
+    if dtype != had and torch.finfo(dtype).bits <= torch.finfo(had).bits:
+        yield None, copy.deepcopy(model).eval().to(dtype)
+        return
+    model.eval().to(dtype)
+    try:
+        yield None, model
+    finally:
+        model.to(had).train(was_training)
 
 
 def export_onnx(
@@ -145,20 +222,12 @@ def export_onnx(
     opset >= 18) instead of the TorchScript tracer, which is deprecated but about 15x faster
     here; both give the same graph numbers (tests/model/test_export.py).
     """
-    if isinstance(model_or_checkpoint_dir, (str, Path)):
-        source: Path | None = Path(model_or_checkpoint_dir)
-        model = load_for_export(source)
-    else:
-        source, model = None, model_or_checkpoint_dir
-    wrapper = TraceableLongformer(model).eval()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / ONNX_NAME
-    first = next(model.parameters())
-    was_training, dtype = model.training, first.dtype
-    example = tuple(t.to(first.device) for t in _example_inputs(wrapper.encoder.config))
-    model.eval().float()
-    try:
+    with _export_model(model_or_checkpoint_dir, torch.float32) as (source, model):
+        wrapper = TraceableLongformer(model).eval()
+        example = _example_inputs(wrapper.encoder.config, device=next(model.parameters()).device)
         with torch.no_grad(), warnings.catch_warnings():
             # Expected and harmless: the TorchScript exporter's deprecation, its tracer's notes on
             # shapes it follows, and notes on Slice ops it leaves unfolded or axis names it merges.
@@ -181,10 +250,58 @@ def export_onnx(
                     opset_version=opset,
                     dynamo=False,
                 )
-    finally:
-        model.to(dtype).train(was_training)
-    _copy_side_files(source, model, out_dir)
+        _copy_side_files(source, model, out_dir)
     return onnx_path
+
+
+def export_torch(
+    model_or_checkpoint_dir: nn.Module | str | Path,
+    out_dir: str | Path,
+    *,
+    dtype: torch.dtype = torch.float32,
+) -> Path:
+    """Write ``out_dir/model.pt2`` (+ config.json and tokenizer files) and return its path.
+
+    ``torch.export`` of ``TraceableLongformer`` with the batch and sequence axes dynamic: one
+    program for every length (1 included), batch and count of global tokens. ``dtype`` (float32 or
+    bfloat16) is the weights' and the compute's; outputs are float32 either way. The model is
+    left as it was (see ``_export_model``). Run it with ``load_exported`` or
+    ``torch.export.load(path).module()``.
+    """
+    if dtype not in TORCH_EXPORT_DTYPES:
+        raise ValueError(Errors.LF204.format(dtype=dtype))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / TORCH_EXPORT_NAME
+    with _export_model(model_or_checkpoint_dir, dtype) as (source, model):
+        wrapper = TraceableLongformer(model).eval()
+        example = _example_inputs(wrapper.encoder.config, device=next(model.parameters()).device)
+        # DYNAMIC, not named Dims: named Dims must be proved to hold every guard, and the solver
+        # can't prove some that hold at every length (e.g. 16 * (seq // 16 + 1) != seq); DYNAMIC
+        # keeps them as checks at call time instead, and still fails the export if an axis would
+        # be fixed. test_export.py runs the program at lengths it never saw.
+        dynamic = {name: {0: torch.export.Dim.DYNAMIC, 1: torch.export.Dim.DYNAMIC} for name in INPUT_NAMES}
+        with torch.no_grad():
+            program = torch.export.export(wrapper, example, dynamic_shapes=dynamic)
+        torch.export.save(program, path)
+        _copy_side_files(source, model, out_dir)
+    return path
+
+
+def load_exported(path: str | Path) -> nn.Module:
+    """The program ``export_torch`` wrote (``path``: the folder or its model.pt2), as a module.
+
+    It takes the three int64 (batch, seq) inputs and returns the tuple of float32 outputs
+    (``last_hidden_state``, then the head's); it needs torch only, not this package's model code.
+    Its parameters don't require grad: it is for inference, so calls build no autograd graph.
+    """
+    path = Path(path)
+    file = path / TORCH_EXPORT_NAME if path.is_dir() else path
+    if not file.is_file():
+        raise OSError(Errors.LF205.format(path=path))
+    module = torch.export.load(file).module()
+    module.requires_grad_(False)
+    return module
 
 
 def _export_dynamo(
@@ -205,7 +322,7 @@ def _export_dynamo(
     )
 
 
-def _example_inputs(config: LongformerConfig) -> tuple[Tensor, Tensor, Tensor]:
+def _example_inputs(config: LongformerConfig, *, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
     """Two rows of a few windows, the second padded, with global tokens in both: every op of the
     graph runs, and no axis is 1 (``torch.export`` would fix an axis of size 0 or 1)."""
     length = max(2, min(config.max_tokens, 2 * max(config.attention_window) + 3))
@@ -220,7 +337,7 @@ def _example_inputs(config: LongformerConfig) -> tuple[Tensor, Tensor, Tensor]:
     global_attention_mask = torch.zeros(2, length, dtype=torch.long)
     global_attention_mask[:, 0] = 1
     global_attention_mask[0, length // 3] = 1
-    return input_ids, attention_mask, global_attention_mask
+    return input_ids.to(device), attention_mask.to(device), global_attention_mask.to(device)
 
 
 def _output_axes(names: tuple[str, ...], model: nn.Module) -> dict[str, dict[int, str]]:

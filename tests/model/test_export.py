@@ -1,19 +1,24 @@
-"""ONNX export (issue 21): one exported graph, run by onnxruntime, gives the eager model's numbers
-at every length, batch and count of global tokens.
+"""Export (issue 21): one exported graph, run by onnxruntime or as a ``torch.export`` program,
+gives the eager model's numbers at every length, batch and count of global tokens.
 
 The expectation is our eager ``LongformerModel`` (itself held to transformers by
 ``test_encoder_parity.py``) and, for one input, transformers itself. The traceable attention path
 is also held to the eager layer without onnxruntime, for windows the checkpoint doesn't have.
+bfloat16 programs are held to the eager model in bfloat16 and, within the spaCy encoder's bfloat16
+bound (``tests/pipeline/test_encoder_dtype.py``), to float32.
 """
 
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from spacy_longformer.cli import app
 from spacy_longformer.model import (
     LongformerConfig,
     LongformerForMultipleChoice,
@@ -27,11 +32,22 @@ from spacy_longformer.model.attention import (
     TraceableMask,
     traceable_self_attention,
 )
-from spacy_longformer.model.export import export_onnx, load_for_export, quantize_int8
+from spacy_longformer.model.export import (
+    export_onnx,
+    export_torch,
+    load_exported,
+    load_for_export,
+    quantize_int8,
+)
 
 from .oracle import perturb_
 
-TOLERANCE = 1e-4  # float32, onnxruntime CPU against eager PyTorch
+TOLERANCE = 1e-4  # float32, onnxruntime CPU or the torch.export program against eager PyTorch
+# Measured (torch 2.13 CPU) over LENGTHS x 0/1/many globals x 1/3 rows, states up to ~4.5 in
+# absolute value: the bf16 program against eager bf16 0.031 (one bf16 step at 4-8), against
+# float32 0.055 (eager bf16 too: 0.055). Bounds: a few steps; the float32 one is
+# test_encoder_dtype.py's for bfloat16.
+BF16_TOLERANCE = {"eager bfloat16": 0.1, "float32": 0.15}
 WINDOW = 16  # the checkpoint's largest window (layers: 8, 16)
 MAX_TOKENS = 128  # its max_position_embeddings 130, pad id 1
 # 1, around each layer's window, ~5 windows, and the longest the checkpoint holds.
@@ -55,6 +71,28 @@ def session(onnx_dir):
 @pytest.fixture(scope="module")
 def eager(perturbed_checkpoint):
     return LongformerModel.from_pretrained(perturbed_checkpoint).eval()
+
+
+@pytest.fixture(scope="module")
+def torch_program_dir(perturbed_checkpoint, tmp_path_factory):
+    """The perturbed encoder through ``torch.export`` (float32), exported once for the module."""
+    out = tmp_path_factory.mktemp("torch-export")
+    export_torch(perturbed_checkpoint, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def torch_program(torch_program_dir):
+    """Its program, loaded once (loading parses the graph's symbolic shapes: seconds)."""
+    return load_exported(torch_program_dir / "model.pt2")
+
+
+@pytest.fixture(scope="module", params=["onnxruntime", "torch.export"])
+def run_export(request):
+    """The float32 export, run by onnxruntime or as the ``torch.export`` program: inputs -> arrays."""
+    if request.param == "onnxruntime":
+        return partial(_run, request.getfixturevalue("session"))
+    return partial(_run_program, request.getfixturevalue("torch_program"))
 
 
 def _session(path):
@@ -88,8 +126,20 @@ def _run(session, inputs) -> list[np.ndarray]:
     return session.run(None, {name: t.numpy() for name, t in zip(names, inputs, strict=True)})
 
 
+def _run_program(program, inputs) -> list[np.ndarray]:
+    outputs = program(*inputs)
+    assert all(out.dtype == torch.float32 for out in outputs)
+    return [out.numpy() for out in outputs]
+
+
 def _max_diff(got: np.ndarray, expected: torch.Tensor) -> float:
-    return float(np.abs(got - expected.detach().numpy()).max())
+    return float(np.abs(got - expected.detach().float().numpy()).max())
+
+
+def _rows(lengths: list[int], seq_len: int, n_global: int, *, seed: int) -> list[torch.Tensor]:
+    """``_batch`` row by row, so that rows may differ in their counts of global tokens too."""
+    parts = (_batch([n], seq_len, min(n_global, n), seed=seed + i) for i, n in enumerate(lengths))
+    return [torch.cat(column) for column in zip(*parts, strict=True)]
 
 
 def test_export_writes_model_config_and_tokenizer(onnx_dir, perturbed_checkpoint):
@@ -110,46 +160,36 @@ def test_export_writes_model_config_and_tokenizer(onnx_dir, perturbed_checkpoint
 
 @pytest.mark.parametrize("n_global", [0, 1, MANY_GLOBAL])
 @pytest.mark.parametrize("seq_len", LENGTHS)
-def test_one_row_matches_eager(session, eager, seq_len, n_global):
+def test_one_row_matches_eager(run_export, eager, seq_len, n_global):
+    """Lengths the export never saw (its example has 35), 1 and multiples of 8 and 16 included."""
     inputs = _batch([seq_len], seq_len, min(n_global, seq_len), seed=seq_len)
     with torch.no_grad():
         expected = eager(*inputs).last_hidden_state
-    (got,) = _run(session, inputs)
+    (got,) = run_export(inputs)
     assert got.shape == tuple(expected.shape)
     assert _max_diff(got, expected) <= TOLERANCE
 
 
 @pytest.mark.parametrize("n_global", [0, 1, MANY_GLOBAL])
 @pytest.mark.parametrize("seq_len", LENGTHS)
-def test_padded_batch_matches_eager(session, eager, seq_len, n_global):
+def test_padded_batch_matches_eager(run_export, eager, seq_len, n_global):
     """Three rows of different lengths; rows may differ in their counts of global tokens too."""
-    lengths = [seq_len, max(1, seq_len // 2), max(1, seq_len - 3)]
-    counts = [min(n_global, length) for length in lengths]
-    inputs = [
-        torch.cat(parts)
-        for parts in zip(
-            *(
-                _batch([length], seq_len, count, seed=seq_len + i)
-                for i, (length, count) in enumerate(zip(lengths, counts, strict=True))
-            ),
-            strict=True,
-        )
-    ]
+    inputs = _rows([seq_len, max(1, seq_len // 2), max(1, seq_len - 3)], seq_len, n_global, seed=seq_len)
     with torch.no_grad():
         expected = eager(*inputs).last_hidden_state
-    (got,) = _run(session, inputs)
+    (got,) = run_export(inputs)
     # Padding positions too: both paths zero a padding query's attention, the rest is per token.
     assert _max_diff(got, expected) <= TOLERANCE
 
 
-def test_global_from_attention_mask_2(session, eager):
+def test_global_from_attention_mask_2(run_export, eager):
     """attention_mask 2 also means global, as in the eager model and transformers."""
     input_ids, attention_mask, _ = _batch([40, 25], 40, 0, seed=3)
     attention_mask[:, [0, 5]] = 2
     no_global = torch.zeros_like(input_ids)
     with torch.no_grad():
         expected = eager(input_ids, attention_mask, no_global).last_hidden_state
-    (got,) = _run(session, (input_ids, attention_mask, no_global))
+    (got,) = run_export((input_ids, attention_mask, no_global))
     assert _max_diff(got, expected) <= TOLERANCE
 
 
@@ -260,6 +300,135 @@ def test_dynamo_export_matches_eager(perturbed_checkpoint, eager, tmp_path):
                 expected = eager(*inputs).last_hidden_state
             (got,) = _run(session, inputs)
             assert _max_diff(got, expected) <= TOLERANCE
+
+
+def test_torch_export_writes_program_config_and_tokenizer(
+    torch_program_dir, torch_program, perturbed_checkpoint
+):
+    assert json.loads((torch_program_dir / "config.json").read_text()) == json.loads(
+        (perturbed_checkpoint / "config.json").read_text()
+    )
+    assert (torch_program_dir / "tokenizer.json").read_bytes() == (
+        perturbed_checkpoint / "tokenizer.json"
+    ).read_bytes()
+    inputs = {node.name: node.meta["val"] for node in torch_program.graph.find_nodes(op="placeholder")}
+    assert list(inputs) == ["input_ids", "attention_mask", "global_attention_mask"]
+    for value in inputs.values():
+        assert value.dtype == torch.int64
+        assert all(isinstance(size, torch.SymInt) for size in value.shape)  # batch and seq dynamic
+
+
+def test_torch_program_needs_none_of_our_model_code(torch_program):
+    """``load_exported`` gives torch's own graph module: none of our classes, nothing to train."""
+    assert isinstance(torch_program, torch.fx.GraphModule)
+    assert not [m for m in torch_program.modules() if type(m).__module__.startswith("spacy_longformer")]
+    assert not [name for name, p in torch_program.named_parameters() if p.requires_grad]
+
+
+def test_torch_program_at_every_length(torch_program, eager):
+    """Every length up to three of the graph's row multiples (16 here: every remainder thrice) and
+    the table's end, two rows (one padded, one without global tokens): ``torch.export`` keeps
+    guards on the length, and one that fails at some lengths only (say, multiples of a block)
+    shows only there."""
+    worst = 0.0
+    for seq_len in [*range(1, 3 * 16 + 1), MAX_TOKENS - 1, MAX_TOKENS]:
+        inputs = _rows([seq_len, max(1, seq_len - 5)], seq_len, 0, seed=seq_len)
+        inputs[2][0, : min(3, seq_len)] = 1
+        with torch.no_grad():
+            expected = eager(*inputs).last_hidden_state
+        worst = max(worst, _max_diff(torch_program(*inputs)[0].numpy(), expected))
+    assert worst <= TOLERANCE
+
+
+@pytest.fixture(scope="module")
+def bf16_cli_export(perturbed_checkpoint, tmp_path_factory):
+    """``python -m spacy_longformer export CHECKPOINT OUT --format torch-export --dtype bf16``:
+    (OUT, what it printed)."""
+    out = tmp_path_factory.mktemp("torch-export-bf16")
+    args = ["export", str(perturbed_checkpoint), str(out), "--format", "torch-export", "--dtype", "bf16"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+@pytest.fixture(scope="module")
+def bf16_program(bf16_cli_export):
+    return load_exported(bf16_cli_export[0])  # the folder, as the fp32 one is loaded by its file
+
+
+@pytest.fixture(scope="module")
+def eager_bf16(perturbed_checkpoint):
+    return LongformerModel.from_pretrained(perturbed_checkpoint).eval().to(torch.bfloat16)
+
+
+def test_cli_torch_export_bf16_writes_a_bf16_program(bf16_cli_export, bf16_program, torch_program_dir):
+    out, output = bf16_cli_export
+    assert {"model.pt2", "config.json", "tokenizer.json"} <= {p.name for p in out.iterdir()}
+    flat = " ".join(output.split())  # wasabi wraps long lines
+    assert "model.pt2" in flat and "bf16" in flat and "torch.export.load(" in flat
+    assert {p.dtype for p in bf16_program.parameters()} == {torch.bfloat16}
+    assert (out / "model.pt2").stat().st_size < (torch_program_dir / "model.pt2").stat().st_size
+
+
+@pytest.mark.parametrize(
+    "seq_len,n_global", [(1, 1), (WINDOW, 0), (WINDOW + 1, 1), (5 * WINDOW, MANY_GLOBAL)]
+)
+def test_bf16_program_matches_eager_bf16(bf16_program, eager_bf16, eager, seq_len, n_global):
+    """bf16 weights and compute, float32 outputs: near the eager model in bf16, and as near to
+    float32 as the eager model in bf16 is."""
+    for lengths in ([seq_len], [seq_len, max(1, seq_len // 2), max(1, seq_len - 3)]):
+        inputs = _rows(lengths, seq_len, n_global, seed=seq_len)
+        (got,) = _run_program(bf16_program, inputs)
+        with torch.no_grad():
+            assert _max_diff(got, eager_bf16(*inputs).last_hidden_state) <= BF16_TOLERANCE["eager bfloat16"]
+            assert _max_diff(got, eager(*inputs).last_hidden_state) <= BF16_TOLERANCE["float32"]
+
+
+@pytest.mark.slow
+def test_head_module_exports_in_bf16_and_is_left_as_it_was(head_models, tmp_path):
+    """A float32 module exported in bf16: the head's outputs too, from a copy (a bf16 cast of its
+    weights could not be undone), so the module keeps its weights, dtype and mode. A third
+    export (about 15 s here), so only with -m slow."""
+    model = head_models[LongformerForQuestionAnswering].train()
+    before = {name: p.clone() for name, p in model.state_dict().items()}
+    export_torch(model, tmp_path, dtype=torch.bfloat16)
+    assert model.training and all(torch.equal(before[n], p) for n, p in model.state_dict().items())
+    model.eval()
+    program = load_exported(tmp_path)
+    inputs = _rows([70, 50], 70, 2, seed=5)
+    with torch.no_grad():
+        expected = model(*inputs)
+    got = _run_program(program, inputs)
+    assert [array.shape for array in got[1:]] == [
+        tuple(expected[name].shape) for name in ("start_logits", "end_logits")
+    ]
+    for array, name in zip(got[1:], ("start_logits", "end_logits"), strict=True):
+        assert _max_diff(array, expected[name]) <= BF16_TOLERANCE["float32"]
+
+
+def test_torch_export_errors(tiny_checkpoint, tmp_path):
+    with pytest.raises(ValueError, match=r"\[LF204\].*torch.float16"):
+        export_torch(tiny_checkpoint, tmp_path, dtype=torch.float16)
+    with pytest.raises(OSError, match=r"\[LF205\].*--format torch-export"):
+        load_exported(tmp_path)
+
+
+def test_onnxruntime_cpu_has_no_bfloat16_matmul():
+    """Why ``export --format onnx --dtype bf16`` is refused up front (LF202): onnxruntime's CPU
+    provider has no bfloat16 MatMul (nor Add, Gemm, Softmax's ReduceMax, Erf: onnxruntime 1.32).
+    If this fails, it has one now, and a bf16 ONNX export is worth trying again."""
+    ort = pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    helper, bf16 = onnx.helper, onnx.TensorProto.BFLOAT16
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])],
+        "bf16_matmul",
+        [helper.make_tensor_value_info(name, bf16, [2, 2]) for name in ("a", "b")],
+        [helper.make_tensor_value_info("c", bf16, [2, 2])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    with pytest.raises(Exception, match="NOT_IMPLEMENTED.*MatMul"):
+        ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
 
 @pytest.mark.parametrize("window", [2, 4, 6, 10])

@@ -138,7 +138,7 @@ def test_export_from_a_saved_pipeline(torch_nlp, tmp_path):
 
 def test_cli_errors(tiny_checkpoint, tmp_path):
     runner = CliRunner()
-    for option, value in (("--format", "torch-export"), ("--dtype", "bf16"), ("--quantize", "int4")):
+    for option, value in (("--format", "tflite"), ("--dtype", "fp16"), ("--quantize", "int4")):
         result = runner.invoke(app, ["export", str(tiny_checkpoint), str(tmp_path), option, value])
         assert result.exit_code == 1 and "LF199" in result.output, result.output
     spacy.blank("en").to_disk(tmp_path / "blank")
