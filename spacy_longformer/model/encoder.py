@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from ..errors import Errors
+from .allocator import keep_freed_memory
 from .attention import ATTN_IMPLEMENTATIONS, AttentionMask
 from .config import LongformerConfig
 from .hf_checkpoint import HFCheckpointMixin
@@ -91,6 +92,8 @@ class LongformerModel(HFCheckpointMixin, nn.Module):
         if input_ids is not None and input_ids.dtype not in (torch.long, torch.int):
             input_ids = input_ids.long()  # uint8, int16: ids all the same, which embeddings refuse
         device = input_ids.device if input_ids is not None else inputs_embeds.device
+        if device.type == "cpu":
+            keep_freed_memory()
         for name, tensor in (
             ("attention_mask", attention_mask),
             ("global_attention_mask", global_attention_mask),
