@@ -62,6 +62,11 @@ def _measure(
     """One configuration, in this (fresh) process."""
     import torch
 
+    from spacy_longformer.model.allocator import keep_freed_memory
+
+    # The peer runs with the freed-memory reuse our CPU forward turns on too, so the ratio is the
+    # models' code, not malloc's (SPACY_LONGFORMER_MALLOC=system: both without it).
+    keep_freed_memory()
     torch.set_num_threads(threads)
     torch_dtype = getattr(torch, dtype)
     if impl == "transformers":
@@ -238,11 +243,30 @@ def main(
             results.append({**item, **measured})
     table = _ratio_table(results)
     print("\n" + table)
-    meta = {"device": device, "threads": threads, "repeats": repeats, "config": BASE, "compilations": 0}
+    meta = {
+        "device": device,
+        "threads": threads,
+        "repeats": repeats,
+        "config": BASE,
+        "compilations": 0,
+        "cpu": torch_cpu_capability(),
+        "malloc": "system"
+        if os.environ.get("SPACY_LONGFORMER_MALLOC") == "system"
+        else "freed memory reused",
+        "load_average": os.getloadavg(),
+        "command": sys.argv,
+    }
     (out / "encoder.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
     _plot(results, out / "encoder.png")
     (out / "encoder.md").write_text(table + "\n")
     print(f"\nwrote {out / 'encoder.json'}, {out / 'encoder.png'} and {out / 'encoder.md'}")
+
+
+def torch_cpu_capability() -> str:
+    """The SIMD level torch dispatches to (AVX2, AVX512): it decides whether bf16 is fast."""
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability()
 
 
 def _ratio_table(results: list[dict[str, Any]]) -> str:
