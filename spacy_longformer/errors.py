@@ -590,6 +590,14 @@ class Errors(metaclass=_ErrorsWithCodes):
         "checkpoint the pipeline was built from (its `name`), or use `--format onnx` to copy the graph."
     )
 
+    LF207 = (
+        "The ONNX graph {path} (`{setting} onnx_path`) holds other weights than the saved encoder "
+        "(its `{name}` differs): it was exported from another checkpoint, e.g. the one this "
+        "pipeline was fine-tuned from. Export the saved pipeline itself: `python -m "
+        "spacy_longformer export PIPELINE OUT --component NAME [--quantize int8]`, and set "
+        "`onnx_path` to OUT/model.onnx or OUT/model.int8.onnx."
+    )
+
 
 class Warnings(metaclass=_ErrorsWithCodes):
     LFW001 = (

@@ -79,8 +79,10 @@ def build_longformer_encoder_v1(
         ``pip install onnxruntime``). onnx_path: that graph, e.g. ``OUT/model.onnx`` of ``python -m
         spacy_longformer export`` (or its ``model.int8.onnx``); null: ``model.onnx`` in the folder
         ``name``, else ``name`` exported at ``initialize``. Config and tokenizer come from ``name``
-        (or, with ``name`` empty, the graph's folder). Unused with ``backend = "torch"``; a saved
-        pipeline keeps its graph and reads neither.
+        (or, with ``name`` empty, the graph's folder). Unused with ``backend = "torch"``. A
+        pipeline saved with ``backend = "onnxruntime"`` keeps its graph and reads neither; one saved
+        with torch weights and loaded with ``backend = "onnxruntime"`` runs the graph at
+        ``onnx_path`` (an int8 export of that pipeline, say), else its weights exported at load.
     dtype: ``"float32"``, or ``"bfloat16"`` / ``"float16"`` to run the weights in that dtype for
         inference (predict, ``nlp.pipe``; bfloat16 on the CPU, either on CUDA); states still come
         out float32 and the weights are saved float32. Training needs ``"float32"``. Only for
@@ -408,7 +410,7 @@ def _init_onnx(model: EncoderModel) -> None:
             ) from err
         attach(model, export_for_onnxruntime(torch_model), tokenizer)
         return
-    _check_graph_config(graph_file, config, folder)
+    _check_graph_config(graph_file, config, f"the checkpoint {folder}")
     attach(model, onnx_encoder(config, _read_graph(graph_file), source=str(graph_file)), tokenizer)
 
 
@@ -419,17 +421,17 @@ def _read_graph(path: Path) -> bytes:
         raise ValueError(Errors.LF195.format(path=path, error=error)) from error
 
 
-def _check_graph_config(graph_file: Path, config: LongformerConfig, folder: Path) -> None:
-    """The config.json that ``export`` writes beside a graph must be the checkpoint's (``name``):
-    another model's graph would run, and give wrong states."""
+def _check_graph_config(graph_file: Path, config: LongformerConfig, owner: str) -> None:
+    """The config.json that ``export`` writes beside a graph must be ``owner``'s (the checkpoint
+    ``name``, or the saved encoder): another model's graph would run, and give wrong states."""
     beside = graph_file.parent / CONFIG_NAME
-    if graph_file.parent.resolve() == folder.resolve() or not beside.is_file():
+    if not beside.is_file():
         return
     theirs = LongformerConfig.from_json_file(beside)
     keys = ("vocab_size", "hidden_size", "num_hidden_layers", "attention_window", "max_position_embeddings")
     differ = [key for key in keys if getattr(theirs, key) != getattr(config, key)]
     if differ:
-        problem = f"its {beside} differs from the checkpoint {folder}'s in " + ", ".join(differ)
+        problem = f"its {beside} differs from {owner}'s in " + ", ".join(differ)
         raise ValueError(Errors.LF196.format(path=graph_file, problem=problem, found="another model's graph"))
 
 
@@ -454,13 +456,32 @@ def attach(
     if isinstance(torch_model, OnnxEncoder) and not onnx:
         raise ValueError(Errors.LF198.format(path=source))
     if onnx and not isinstance(torch_model, OnnxEncoder):
-        torch_model = export_for_onnxruntime(torch_model)
+        torch_model = _graph_for_weights(model, torch_model)
     if not onnx:
         torch_model.set_attn_implementation(model.attrs["attn_implementation"])
         torch_model.gradient_checkpointing = model.attrs["gradient_checkpointing"]
     _check_window_settings(model, torch_model.config.max_tokens - 2)
     model.shims[0].set_model(torch_model, tokenizer)
     model.set_dim("nO", torch_model.config.hidden_size, force=True)
+
+
+def _graph_for_weights(model: EncoderModel, torch_model: LongformerModel) -> OnnxEncoder:
+    """Torch weights (a pipeline saved with ``backend = "torch"``) loaded with ``backend =
+    "onnxruntime"``: the graph at ``onnx_path`` when set (an int8 export of this very pipeline,
+    say), checked to hold these weights; else these weights exported now."""
+    onnx_path = model.attrs["onnx_path"]
+    if not onnx_path:
+        return export_for_onnxruntime(torch_model)
+    graph_file = Path(onnx_path)
+    _check_graph_config(graph_file, torch_model.config, "the saved encoder")
+    encoder = onnx_encoder(torch_model.config, _read_graph(graph_file), source=str(graph_file))
+    # Fine-tuning moves every weight, and quantization leaves the embeddings' LayerNorm as it is:
+    # a graph of the checkpoint the pipeline started from would run, with the wrong numbers.
+    ours = torch_model.embeddings.norm.weight.detach().float().cpu().numpy()
+    for name, theirs in encoder.runner.initializers(".embeddings.norm.weight").items():
+        if theirs.shape != ours.shape or float(abs(theirs - ours).max()) > 1e-6:
+            raise ValueError(Errors.LF207.format(path=graph_file, name=name, setting=section_of(model)))
+    return encoder
 
 
 def _check_window_settings(model: EncoderModel, fits: int) -> None:

@@ -87,6 +87,17 @@ class OnnxRunner:
         shape = next(o.shape for o in self.session.get_outputs() if o.name == OUTPUT_NAME)
         return shape[-1] if shape and isinstance(shape[-1], int) else None
 
+    def initializers(self, suffix: str) -> dict[str, np.ndarray]:
+        """The graph's stored tensors whose names end with ``suffix`` (none without the ``onnx``
+        package, which reads them; onnxruntime alone can't)."""
+        try:
+            import onnx
+            from onnx import numpy_helper
+        except ImportError:
+            return {}
+        graph = onnx.load_model_from_string(self.graph).graph
+        return {i.name: numpy_helper.to_array(i) for i in graph.initializer if i.name.endswith(suffix)}
+
     def run(
         self, input_ids: np.ndarray, attention_mask: np.ndarray, global_attention_mask: np.ndarray
     ) -> np.ndarray:

@@ -136,6 +136,30 @@ def test_export_from_a_saved_pipeline(torch_nlp, tmp_path):
     assert _max_diff(torch_nlp, nlp, TEXTS[:2]) <= 1e-4
 
 
+def test_a_saved_torch_pipeline_loads_on_its_own_int8_graph(perturbed_checkpoint, exported, tmp_path):
+    """A fine-tuned pipeline served in int8: export it, then point `onnx_path` at the graph when
+    loading. A graph of other weights (here the tiny checkpoint's, same config) is refused."""
+    _nlp(perturbed_checkpoint).to_disk(tmp_path / "pipeline")
+    _export(tmp_path / "pipeline", tmp_path / "int8", "--quantize", "int8")
+    section = "components.longformer_encoder.model"
+    torch_docs = list(spacy.load(tmp_path / "pipeline").pipe(TEXTS[:2]))
+    fp32 = spacy.load(tmp_path / "pipeline", config={f"{section}.backend": "onnxruntime"})
+    overrides = {
+        f"{section}.backend": "onnxruntime",
+        f"{section}.onnx_path": str(tmp_path / "int8/model.int8.onnx"),
+    }
+    int8 = spacy.load(tmp_path / "pipeline", config=overrides)
+    for doc, fp32_doc, torch_doc in zip(int8.pipe(TEXTS[:2]), fp32.pipe(TEXTS[:2]), torch_docs, strict=True):
+        assert np.abs(fp32_doc.tensor - torch_doc.tensor).max() <= 1e-4
+        assert 1e-5 < np.abs(doc.tensor - torch_doc.tensor).max() < 0.5  # quantized: close, not exact
+    int8.to_disk(tmp_path / "served")  # what `spacy package` ships: the int8 graph, no torch weights
+    saved = tmp_path / "served" / "longformer_encoder" / "encoder" / "model.onnx"
+    assert saved.stat().st_size == (tmp_path / "int8" / "model.int8.onnx").stat().st_size
+    other = {**overrides, f"{section}.onnx_path": str(exported[0] / "model.int8.onnx")}
+    with pytest.raises(ValueError, match=r"LF207.*holds other weights.*--component NAME \[--quantize int8\]"):
+        spacy.load(tmp_path / "pipeline", config=other)
+
+
 def test_cli_errors(tiny_checkpoint, tmp_path):
     runner = CliRunner()
     for option, value in (("--format", "tflite"), ("--dtype", "fp16"), ("--quantize", "int4")):
