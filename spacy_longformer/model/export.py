@@ -180,6 +180,8 @@ def load_for_export(path: str | Path) -> nn.Module:
     cls = next((_BY_ARCHITECTURE[name] for name in named if name in _BY_ARCHITECTURE), LongformerModel)
     if named and cls is LongformerModel and "LongformerModel" not in named:
         logger.warning("%s: exporting the encoder alone; the export has no %s head", path, named[0])
+    if cls is LongformerModel:  # the graph has no pooler: a pipeline's saved encoder has none to load
+        return cls.from_pretrained(path, add_pooling_layer=False)
     return cls.from_pretrained(path)
 
 
