@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from child import report, run_child
 from memory import peak_rss, peak_tensor_bytes
 
 app = typer.Typer(add_completion=False)
@@ -119,17 +119,7 @@ def _measure(
 
 
 def _run_child(spec: dict[str, Any], timeout: float) -> dict[str, Any] | str:
-    command = [sys.executable, __file__, "--measure", json.dumps(spec)]
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "TRANSFORMERS_VERBOSITY": "error"}
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return f"timed out after {timeout:.0f}s"
-    for line in done.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT ") :])
-    last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-    return f"failed: {last[:200]}"
+    return run_child(__file__, spec, timeout=timeout)
 
 
 def _build_checkpoint(path: Path, max_length: int) -> None:
@@ -195,7 +185,7 @@ def main(
     if measure:
         spec = json.loads(measure)
         spec["checkpoint"] = Path(spec["checkpoint"])
-        print("RESULT " + json.dumps(_measure(**spec)))
+        report(_measure(**spec))
         return
     length_list = [int(x) for x in lengths.split(",")]
     out.mkdir(parents=True, exist_ok=True)

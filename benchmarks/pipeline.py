@@ -14,15 +14,13 @@ the resident-set high-water mark above the memory held before the run.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from child import report, run_child
 from memory import peak_rss
 
 app = typer.Typer(add_completion=False)
@@ -96,7 +94,7 @@ def main(
     if measure:
         spec = json.loads(measure)
         spec["checkpoint"] = Path(spec["checkpoint"])
-        print("RESULT " + json.dumps(_measure(**spec)))
+        report(_measure(**spec))
         return
     from spacy_longformer.random_checkpoint import build_random_checkpoint, synthetic_text
 
@@ -129,18 +127,11 @@ def main(
             print(
                 f"{impl:18} {len(texts)} docs of {', '.join(map(str, WORDS))} words ...", end=" ", flush=True
             )
-            env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "TRANSFORMERS_VERBOSITY": "error"}
-            done = subprocess.run(
-                [sys.executable, __file__, "--measure", json.dumps(spec)],
-                capture_output=True,
-                text=True,
-                env=env,
-            )
-            lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
-            if not lines:
-                print("failed:", (done.stderr.strip().splitlines() or ["?"])[-1][:300])
+            measured = run_child(__file__, spec)
+            if isinstance(measured, str):
+                print(measured)
                 continue
-            results[impl] = json.loads(lines[0][len("RESULT ") :])
+            results[impl] = measured
             r = results[impl]
             print(
                 f"{r['seconds']:.1f}s, {r['docs_per_s']:.3f} docs/s, peak {r['peak_bytes'] / 2**20:.0f} MiB"
