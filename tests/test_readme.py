@@ -264,12 +264,43 @@ def _check_convert_roberta(ns: dict, paths: dict[str, Path]) -> None:
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
 
 
+def _trained_pipeline_and_its_int8_export(work: Path, request: pytest.FixtureRequest) -> None:
+    """What the block's prose starts from: a saved pipeline with a longformer_ner, and the
+    README's export command run on it."""
+    nlp = spacy.blank("en")
+    config = {"model": {"encoder": {"name": str(request.getfixturevalue("base_checkpoint"))}}}
+    nlp.add_pipe("longformer_ner", config=config).add_label("PERSON")
+    nlp.initialize()
+    (work / "training").mkdir()
+    nlp.to_disk(work / "training" / "model-best")
+    command = "export training/model-best exported/ --component longformer_ner --quantize int8"
+    result = CliRunner().invoke(app, command.split())
+    assert result.exit_code == 0, result.output
+
+
+def _check_int8_pipeline(ns: dict, paths: dict[str, Path]) -> None:
+    from spacy_longformer.ml.encoder_model import OnnxEncoder
+
+    nlp = ns["nlp"]
+    encoder = nlp.get_pipe("longformer_ner").model.get_ref("encoder").shims[0]._model
+    assert isinstance(encoder, OnnxEncoder)
+    assert encoder.runner.graph == Path("exported/model.int8.onnx").read_bytes()
+    doc = nlp(synthetic_text(300, seed=5))
+    assert all(ent.label_ == "PERSON" for ent in doc.ents)  # the head ran on the graph's states
+
+
+# Sections whose block starts from files the README's prose says the reader has made.
+SETUPS: dict[str, Callable[[Path, pytest.FixtureRequest], None]] = {
+    "Export to ONNX and the onnxruntime backend": _trained_pipeline_and_its_int8_export,
+}
+
 # README section (heading above the block) -> the check of that block.
 CHECKS: dict[str, Callable[[dict, dict[str, Path]], None]] = {
     "Quick start in Python": _check_quick_start,
     "In a spaCy pipeline": _check_pipeline,
     "Task components": _check_task_components,
     "Training data": _check_training_data,
+    "Export to ONNX and the onnxruntime backend": _check_int8_pipeline,
     "Convert a RoBERTa checkpoint": _check_convert_roberta,
 }
 
@@ -300,6 +331,8 @@ def test_python_block_runs(section, code, request, tmp_path, monkeypatch):
     for name, content in FILES.items():
         if name in code:
             (work / name).write_text(content(section), encoding="utf8")
+    if section in SETUPS:
+        SETUPS[section](work, request)
     paths = {key: Path(request.getfixturevalue(fixture)) for key, fixture in PATHS.items() if key in code}
     for key in sorted(paths, key=len, reverse=True):
         code = code.replace(key, str(paths[key]))
