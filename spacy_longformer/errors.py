@@ -590,6 +590,10 @@ class Errors(metaclass=_ErrorsWithCodes):
         "checkpoint the pipeline was built from (its `name`), or use `--format onnx` to copy the graph."
     )
 
+    LF208 = (
+        "`--format torch-export` needs torch >= 2.5 (this is {version}): older torch.export fixes the "
+        "sequence axis of this graph. Upgrade torch (`pip install -U torch`), or use `--format onnx`."
+    )
     LF207 = (
         "The ONNX graph {path} (`{setting} onnx_path`) holds other weights than the saved encoder "
         "(its `{name}` differs): it was exported from another checkpoint, e.g. the one this "

@@ -168,3 +168,17 @@ def test_export_torch_from_an_onnx_only_encoder_names_the_fix(tiny_checkpoint, t
     assert result.exit_code == 1
     flat = " ".join(result.output.split())
     assert "LF206" in flat and "--format onnx" in flat, flat
+
+
+def test_export_torch_on_a_torch_without_dynamic_dims_says_to_upgrade(tiny_checkpoint, tmp_path, monkeypatch):
+    """torch < 2.5 has no ``Dim.DYNAMIC``: its torch.export would fix the sequence axis."""
+    import torch
+
+    if hasattr(torch.export.Dim, "DYNAMIC"):
+        monkeypatch.delattr(torch.export.Dim, "DYNAMIC")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["export", str(tiny_checkpoint), str(out), "--format", "torch-export"])
+    assert result.exit_code == 1
+    flat = " ".join(result.output.split())
+    assert "LF208" in flat and "torch >= 2.5" in flat and "--format onnx" in flat, flat
+    assert not (out / "model.pt2").exists()

@@ -272,6 +272,8 @@ def export_torch(
     """
     if dtype not in TORCH_EXPORT_DTYPES:
         raise ValueError(Errors.LF204.format(dtype=dtype))
+    if not hasattr(torch.export.Dim, "DYNAMIC"):  # torch < 2.5 can't leave an axis's guards to run time
+        raise ValueError(Errors.LF208.format(version=torch.__version__))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / TORCH_EXPORT_NAME
