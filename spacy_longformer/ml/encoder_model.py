@@ -410,8 +410,7 @@ def _init_onnx(model: EncoderModel) -> None:
             ) from err
         attach(model, export_for_onnxruntime(torch_model), tokenizer)
         return
-    _check_graph_config(graph_file, config, f"the checkpoint {folder}")
-    attach(model, onnx_encoder(config, _read_graph(graph_file), source=str(graph_file)), tokenizer)
+    attach(model, _graph_file_encoder(graph_file, config, f"the checkpoint {folder}"), tokenizer)
 
 
 def _read_graph(path: Path) -> bytes:
@@ -419,6 +418,12 @@ def _read_graph(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as error:
         raise ValueError(Errors.LF195.format(path=path, error=error)) from error
+
+
+def _graph_file_encoder(graph_file: Path, config: LongformerConfig, owner: str) -> OnnxEncoder:
+    """The graph file ``onnx_path`` names, checked against ``owner``'s config, in onnxruntime."""
+    _check_graph_config(graph_file, config, owner)
+    return onnx_encoder(config, _read_graph(graph_file), source=str(graph_file))
 
 
 def _check_graph_config(graph_file: Path, config: LongformerConfig, owner: str) -> None:
@@ -473,8 +478,7 @@ def _graph_for_weights(model: EncoderModel, torch_model: LongformerModel) -> Onn
     if not onnx_path:
         return export_for_onnxruntime(torch_model)
     graph_file = Path(onnx_path)
-    _check_graph_config(graph_file, torch_model.config, "the saved encoder")
-    encoder = onnx_encoder(torch_model.config, _read_graph(graph_file), source=str(graph_file))
+    encoder = _graph_file_encoder(graph_file, torch_model.config, "the saved encoder")
     # Fine-tuning moves every weight, and quantization leaves the embeddings' LayerNorm as it is:
     # a graph of the checkpoint the pipeline started from would run, with the wrong numbers.
     ours = torch_model.embeddings.norm.weight.detach().float().cpu().numpy()
